@@ -1,2 +1,4 @@
-var app = WebApplication.CreateBuilder(args).Build();
-app.Run();
+using CallbackHub;
+
+var app = CallbackHubApp.Build(args);
+await app.RunAsync();

@@ -1,0 +1,90 @@
+﻿CREATE TABLE IF NOT EXISTS "__EFMigrationsHistory" (
+    "MigrationId" character varying(150) NOT NULL,
+    "ProductVersion" character varying(32) NOT NULL,
+    CONSTRAINT "PK___EFMigrationsHistory" PRIMARY KEY ("MigrationId")
+);
+
+START TRANSACTION;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261123200034_InitialSchema') THEN
+    CREATE TABLE agent_events (
+        id bigint GENERATED ALWAYS AS IDENTITY,
+        event_id uuid NOT NULL,
+        agent_id integer NOT NULL,
+        sequence bigint NOT NULL,
+        event_type text NOT NULL,
+        content jsonb NOT NULL,
+        event_gen_time timestamp with time zone,
+        received_at timestamp with time zone NOT NULL,
+        published_at timestamp with time zone,
+        CONSTRAINT "PK_agent_events" PRIMARY KEY (id)
+    );
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261123200034_InitialSchema') THEN
+    CREATE TABLE agent_sessions (
+        agent_id integer NOT NULL,
+        state character varying(16) NOT NULL,
+        guid character varying(256),
+        token_hash bytea,
+        previous_token_hash bytea,
+        previous_token_valid_until timestamp with time zone,
+        gateway_result jsonb,
+        sign_in_started_at timestamp with time zone,
+        signed_in_at timestamp with time zone,
+        signed_out_at timestamp with time zone,
+        updated_at timestamp with time zone NOT NULL,
+        last_error text,
+        CONSTRAINT "PK_agent_sessions" PRIMARY KEY (agent_id)
+    );
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261123200034_InitialSchema') THEN
+    CREATE TABLE agent_streams (
+        agent_id integer NOT NULL,
+        last_sequence bigint NOT NULL,
+        last_batch_hash bytea,
+        last_batch_at timestamp with time zone,
+        CONSTRAINT "PK_agent_streams" PRIMARY KEY (agent_id)
+    );
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261123200034_InitialSchema') THEN
+    CREATE UNIQUE INDEX "IX_agent_events_agent_id_sequence" ON agent_events (agent_id, sequence);
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261123200034_InitialSchema') THEN
+    CREATE UNIQUE INDEX "IX_agent_events_event_id" ON agent_events (event_id);
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261123200034_InitialSchema') THEN
+    CREATE INDEX ix_agent_events_unpublished ON agent_events (id) WHERE published_at IS NULL;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261123200034_InitialSchema') THEN
+    INSERT INTO "__EFMigrationsHistory" ("MigrationId", "ProductVersion")
+    VALUES ('20261123200034_InitialSchema', '10.0.15');
+    END IF;
+END $EF$;
+COMMIT;
+

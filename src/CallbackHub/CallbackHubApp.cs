@@ -1,0 +1,41 @@
+using CallbackHub.Agents;
+using CallbackHub.Callbacks;
+using CallbackHub.Gateway;
+using CallbackHub.Hosting;
+using CallbackHub.Publishing;
+using CallbackHub.Storage;
+
+namespace CallbackHub;
+
+/// <summary>The composition root: everything is read from configuration (appsettings, environment, arguments).</summary>
+public static class CallbackHubApp
+{
+    /// <param name="configure">Lets tests and tools adjust the builder (configuration, services) before it is built.</param>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        var services = builder.Services;
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddProblemDetails();
+        services.AddStorage();
+        services.AddAgentEventPublishing();
+        services.AddGatewayClient();
+
+        services.AddValidatedOptions<CallbackOptions>(CallbackOptions.Section, CallbackOptions.Validate);
+        services.AddSingleton<PushAuthenticator>();
+        services.AddSingleton<PushReceiver>();
+
+        services.AddValidatedOptions<ManagementOptions>(ManagementOptions.Section, ManagementOptions.Validate);
+        services.AddScoped<AgentSessions>();
+
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapCallbackEndpoints();
+        app.MapAgentEndpoints();
+        return app;
+    }
+}

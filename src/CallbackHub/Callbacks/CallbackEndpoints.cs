@@ -1,0 +1,14 @@
+using CallbackHub.Gateway;
+
+namespace CallbackHub.Callbacks;
+
+internal static class CallbackEndpoints
+{
+    /// <summary>The webhook the gateway pushes agent events to (protocol notes §6).</summary>
+    public static IEndpointRouteBuilder MapCallbackEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost(GatewayOptions.CallbackPath, (HttpContext http, PushReceiver receiver) => receiver.HandleAsync(http))
+            .ExcludeFromDescription();
+        return app;
+    }
+}

@@ -1,0 +1,194 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace CallbackHub.Callbacks;
+
+/// <summary>
+/// Parses and validates a push body (protocol notes §6). Strict where a mistake would store the wrong thing
+/// (agent ids, event types, timestamps), lenient where the gateway's versions differ: <c>content</c> may be
+/// any JSON value or absent (stored as null), an item's <c>workNo</c> may be absent (it is the batch's),
+/// <c>eventGenTime</c> may be absent, a number or a numeric string.
+/// </summary>
+internal static class PushParser
+{
+    public const int MaxEventTypeLength = 128;
+    public const int MinAgentId = 101;
+    public const int MaxAgentId = 59999;
+
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+
+    // eventGenTime is epoch milliseconds; anything outside these years is a broken clock or a wrong unit.
+    private static readonly long MinGenTime = new DateTimeOffset(2000, 1, 1, 0, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds();
+    private static readonly long MaxGenTime = new DateTimeOffset(2200, 1, 1, 0, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds();
+
+    public static bool TryParse(ReadOnlyMemory<byte> body, out PushBatch batch, out PushRejection rejection)
+    {
+        batch = null!;
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body, DocumentOptions);
+        }
+        catch (JsonException e)
+        {
+            rejection = PushRejection.BadRequest($"The body is not valid JSON: {e.Message}");
+            return false;
+        }
+
+        using (document)
+        {
+            var error = TryRead(document.RootElement, out batch);
+            rejection = error is null ? null! : PushRejection.BadRequest(error);
+            return error is null;
+        }
+    }
+
+    public static bool IsValidAgentId(int agentId) => agentId is >= MinAgentId and <= MaxAgentId;
+
+    private static string? TryRead(JsonElement root, out PushBatch batch)
+    {
+        batch = null!;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return "The body must be a JSON object with workNo and eventList.";
+        }
+
+        if (!root.TryGetProperty("workNo", out var workNoElement))
+        {
+            return "workNo is missing.";
+        }
+
+        if (!TryReadAgentId(workNoElement, out var agentId))
+        {
+            return $"workNo must be an agent id from {MinAgentId} to {MaxAgentId}.";
+        }
+
+        if (!root.TryGetProperty("eventList", out var list) || list.ValueKind != JsonValueKind.Array)
+        {
+            return "eventList is missing or is not an array.";
+        }
+
+        if (list.GetArrayLength() == 0)
+        {
+            return "eventList is empty.";
+        }
+
+        var events = new PushedEvent[list.GetArrayLength()];
+        var index = 0;
+        foreach (var item in list.EnumerateArray())
+        {
+            var error = TryReadEvent(item, agentId, index, out events[index]);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            index++;
+        }
+
+        batch = new PushBatch(agentId, events, Fingerprint(agentId, events));
+        return null;
+    }
+
+    private static string? TryReadEvent(JsonElement item, int agentId, int index, out PushedEvent pushed)
+    {
+        pushed = null!;
+        if (item.ValueKind != JsonValueKind.Object)
+        {
+            return $"eventList[{index}] must be an object.";
+        }
+
+        if (!item.TryGetProperty("eventType", out var type) || type.ValueKind != JsonValueKind.String
+            || type.GetString() is not { Length: > 0 and <= MaxEventTypeLength } eventType)
+        {
+            return $"eventList[{index}].eventType is missing or is not a string of 1 to {MaxEventTypeLength} characters.";
+        }
+
+        if (item.TryGetProperty("workNo", out var itemWorkNo)
+            && (!TryReadAgentId(itemWorkNo, out var itemAgentId) || itemAgentId != agentId))
+        {
+            return $"eventList[{index}].workNo does not match the batch's workNo {agentId}: a push carries one agent's events.";
+        }
+
+        DateTimeOffset? generatedAt = null;
+        if (item.TryGetProperty("eventGenTime", out var gen) && gen.ValueKind != JsonValueKind.Null)
+        {
+            if (!TryReadEpochMillis(gen, out var millis))
+            {
+                return $"eventList[{index}].eventGenTime must be epoch milliseconds between the years 2000 and 2200.";
+            }
+
+            generatedAt = DateTimeOffset.FromUnixTimeMilliseconds(millis);
+        }
+
+        var content = item.TryGetProperty("content", out var c) ? ToStorableJson(c) : "null";
+        pushed = new PushedEvent(eventType, generatedAt, content);
+        return null;
+    }
+
+    private static bool TryReadAgentId(JsonElement element, out int agentId)
+    {
+        agentId = 0;
+        var parsed = element.ValueKind switch
+        {
+            JsonValueKind.String => int.TryParse(element.GetString(), System.Globalization.NumberStyles.None, null, out agentId),
+            JsonValueKind.Number => element.TryGetInt32(out agentId),
+            _ => false,
+        };
+        return parsed && IsValidAgentId(agentId);
+    }
+
+    private static bool TryReadEpochMillis(JsonElement element, out long millis)
+    {
+        millis = 0;
+        var parsed = element.ValueKind switch
+        {
+            JsonValueKind.Number => element.TryGetInt64(out millis),
+            JsonValueKind.String => long.TryParse(element.GetString(), System.Globalization.NumberStyles.None, null, out millis),
+            _ => false,
+        };
+        return parsed && millis >= MinGenTime && millis < MaxGenTime;
+    }
+
+    /// <summary>
+    /// The content exactly as sent, except that PostgreSQL's jsonb cannot hold the NUL character: an escaped
+    /// <c>\u0000</c> becomes U+FFFD rather than making the event impossible to store (and so lost).
+    /// </summary>
+    private static string ToStorableJson(JsonElement content)
+    {
+        var raw = content.GetRawText();
+        return raw.Contains("\\u0000", StringComparison.Ordinal) ? raw.Replace("\\u0000", "\\ufffd", StringComparison.Ordinal) : raw;
+    }
+
+    /// <summary>
+    /// What identifies a re-send: the agent and every event's type, generation time and content, in order.
+    /// Headers (Guid, token) are left out on purpose: the gateway may rotate them between retries.
+    /// </summary>
+    private static byte[] Fingerprint(int agentId, PushedEvent[] events)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> number = stackalloc byte[8];
+        BitConverter.TryWriteBytes(number, (long)agentId);
+        hash.AppendData(number);
+        foreach (var e in events)
+        {
+            BitConverter.TryWriteBytes(number, e.GeneratedAt?.ToUnixTimeMilliseconds() ?? long.MinValue);
+            hash.AppendData(number);
+            AppendString(hash, e.EventType);
+            AppendString(hash, e.ContentJson);
+        }
+
+        return hash.GetHashAndReset();
+    }
+
+    private static void AppendString(IncrementalHash hash, string value)
+    {
+        // Length-prefixed so that no two different lists of strings hash the same bytes.
+        Span<byte> length = stackalloc byte[4];
+        var bytes = Encoding.UTF8.GetBytes(value);
+        BitConverter.TryWriteBytes(length, bytes.Length);
+        hash.AppendData(length);
+        hash.AppendData(bytes);
+    }
+}

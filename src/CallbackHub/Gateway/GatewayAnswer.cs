@@ -1,0 +1,24 @@
+using System.Text.Json;
+
+namespace CallbackHub.Gateway;
+
+/// <summary>What the gateway answered: its <c>retcode</c> ("0" = success), message, result, and session headers.</summary>
+internal sealed record GatewayAnswer(string Retcode, string Message, string? ResultJson, string? Guid)
+{
+    public const string Success = "0";
+
+    public bool Succeeded => Retcode == Success;
+
+    public static GatewayAnswer Parse(string body, string? guid)
+    {
+        using var document = JsonDocument.Parse(body);
+        var root = document.RootElement;
+        var retcode = root.TryGetProperty("retcode", out var r) ? r.ToString() : "";
+        var message = root.TryGetProperty("message", out var m) ? m.ToString() : "";
+        var result = root.TryGetProperty("result", out var res) && res.ValueKind != JsonValueKind.Null ? res.GetRawText() : null;
+        return new GatewayAnswer(retcode, message, result, guid);
+    }
+}
+
+/// <summary>The gateway could not be reached, timed out, or answered something that is not its JSON.</summary>
+internal sealed class GatewayUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,61 @@
+using Microsoft.EntityFrameworkCore;
+
+namespace CallbackHub.Storage;
+
+internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext> options) : DbContext(options)
+{
+    public DbSet<AgentEvent> AgentEvents => Set<AgentEvent>();
+    public DbSet<AgentStream> AgentStreams => Set<AgentStream>();
+    public DbSet<AgentSession> AgentSessions => Set<AgentSession>();
+
+    protected override void OnModelCreating(ModelBuilder model)
+    {
+        model.Entity<AgentEvent>(e =>
+        {
+            e.ToTable("agent_events");
+            e.HasKey(x => x.Id);
+            e.Property(x => x.Id).HasColumnName("id").UseIdentityAlwaysColumn();
+            e.Property(x => x.EventId).HasColumnName("event_id");
+            e.Property(x => x.AgentId).HasColumnName("agent_id");
+            e.Property(x => x.Sequence).HasColumnName("sequence");
+            e.Property(x => x.EventType).HasColumnName("event_type");
+            e.Property(x => x.Content).HasColumnName("content").HasColumnType("jsonb");
+            e.Property(x => x.EventGenTime).HasColumnName("event_gen_time");
+            e.Property(x => x.ReceivedAt).HasColumnName("received_at");
+            e.Property(x => x.PublishedAt).HasColumnName("published_at");
+            e.HasIndex(x => x.EventId).IsUnique();
+            e.HasIndex(x => new { x.AgentId, x.Sequence }).IsUnique();
+            // The outbox backlog: small however large the table grows, read in id order by the dispatcher.
+            e.HasIndex(x => x.Id).HasDatabaseName("ix_agent_events_unpublished").HasFilter("published_at IS NULL");
+        });
+
+        model.Entity<AgentStream>(e =>
+        {
+            e.ToTable("agent_streams");
+            e.HasKey(x => x.AgentId);
+            e.Property(x => x.AgentId).HasColumnName("agent_id").ValueGeneratedNever();
+            e.Property(x => x.LastSequence).HasColumnName("last_sequence");
+            e.Property(x => x.LastBatchHash).HasColumnName("last_batch_hash");
+            e.Property(x => x.LastBatchAt).HasColumnName("last_batch_at");
+        });
+
+        model.Entity<AgentSession>(e =>
+        {
+            e.ToTable("agent_sessions");
+            e.HasKey(x => x.AgentId);
+            e.Property(x => x.AgentId).HasColumnName("agent_id").ValueGeneratedNever();
+            e.Property(x => x.State).HasColumnName("state").HasConversion(
+                v => AgentSessionStates.ToText(v), v => AgentSessionStates.Parse(v)).HasMaxLength(16);
+            e.Property(x => x.Guid).HasColumnName("guid").HasMaxLength(256);
+            e.Property(x => x.TokenHash).HasColumnName("token_hash");
+            e.Property(x => x.PreviousTokenHash).HasColumnName("previous_token_hash");
+            e.Property(x => x.PreviousTokenValidUntil).HasColumnName("previous_token_valid_until");
+            e.Property(x => x.GatewayResult).HasColumnName("gateway_result").HasColumnType("jsonb");
+            e.Property(x => x.SignInStartedAt).HasColumnName("sign_in_started_at");
+            e.Property(x => x.SignedInAt).HasColumnName("signed_in_at");
+            e.Property(x => x.SignedOutAt).HasColumnName("signed_out_at");
+            e.Property(x => x.UpdatedAt).HasColumnName("updated_at");
+            e.Property(x => x.LastError).HasColumnName("last_error");
+        });
+    }
+}

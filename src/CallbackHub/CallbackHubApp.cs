@@ -17,6 +17,7 @@ public static class CallbackHubApp
         var services = builder.Services;
 
         services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<CallbackHubMetrics>();
         services.AddProblemDetails();
         services.AddStorage();
         services.AddAgentEventPublishing();

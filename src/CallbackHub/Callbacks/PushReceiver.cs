@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using CallbackHub.Hosting;
 using CallbackHub.Publishing;
 using CallbackHub.Storage;
 using Microsoft.Extensions.Options;
@@ -19,6 +20,7 @@ internal sealed partial class PushReceiver(
     OutboxLeadership leadership,
     OutboxSignal signal,
     TimeProvider time,
+    CallbackHubMetrics metrics,
     IOptions<CallbackOptions> options,
     ILogger<PushReceiver> logger)
 {
@@ -36,6 +38,7 @@ internal sealed partial class PushReceiver(
             return;
         }
 
+        metrics.PushRejected(rejection.Reason);
         LogRejected(rejection.StatusCode, rejection.Reason, rejection.Message);
         http.Response.StatusCode = rejection.StatusCode;
         await JsonSerializer.SerializeAsync(http.Response.Body, new GatewayReply(rejection.Message, rejection.Retcode), cancellationToken: http.RequestAborted);
@@ -81,13 +84,18 @@ internal sealed partial class PushReceiver(
                 return PushRejection.Unauthorized($"The {TokenHeader} is not the current token of signed-in agent {batch.AgentId}.");
             }
 
+            metrics.EventsReceived(batch.Events.Count);
             var isLeader = leadership.IsLeader;
             var outcome = await store.AppendAsync(batch, time.GetUtcNow(), options.Value.DuplicateWindow, !isLeader, timeout.Token);
             if (outcome == AppendOutcome.Duplicate)
             {
+                metrics.DuplicatesDropped(batch.Events.Count);
                 LogDuplicate(batch.AgentId, batch.Events.Count);
+                return null;
             }
-            else if (isLeader)
+
+            metrics.EventsStored(batch.Events.Count);
+            if (isLeader)
             {
                 signal.Notify();
             }

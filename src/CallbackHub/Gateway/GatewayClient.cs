@@ -1,21 +1,39 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using CallbackHub.Hosting;
 
 namespace CallbackHub.Gateway;
 
 /// <summary>Calls CC-Gateway's agent API (<c>/agentgateway/resource/onlineagent/...</c>).</summary>
-internal sealed class GatewayClient(HttpClient http, ILogger<GatewayClient> logger)
+internal sealed class GatewayClient(HttpClient http, CallbackHubMetrics metrics, TimeProvider time, ILogger<GatewayClient> logger)
 {
     private static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     public Task<GatewayAnswer> SignInAsync(int agentId, GatewaySignIn body, CancellationToken cancellationToken) =>
-        SendAsync(HttpMethod.Put, $"onlineagent/{agentId}", null, JsonContent.Create(body, options: Json), cancellationToken);
+        SendAsync("sign-in", HttpMethod.Put, $"onlineagent/{agentId}", null, JsonContent.Create(body, options: Json), cancellationToken);
 
     public Task<GatewayAnswer> LogoutAsync(int agentId, string guid, CancellationToken cancellationToken) =>
-        SendAsync(HttpMethod.Delete, $"onlineagent/{agentId}/logout", guid, null, cancellationToken);
+        SendAsync("logout", HttpMethod.Delete, $"onlineagent/{agentId}/logout", guid, null, cancellationToken);
 
     private async Task<GatewayAnswer> SendAsync(
+        string operation, HttpMethod method, string path, string? guid, HttpContent? content, CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        var outcome = "unreachable";
+        try
+        {
+            var answer = await SendCoreAsync(method, path, guid, content, cancellationToken);
+            outcome = answer.Retcode;
+            return answer;
+        }
+        finally
+        {
+            metrics.GatewayCall(operation, outcome, time.GetElapsedTime(started));
+        }
+    }
+
+    private async Task<GatewayAnswer> SendCoreAsync(
         HttpMethod method, string path, string? guid, HttpContent? content, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, "agentgateway/resource/" + path) { Content = content };

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using CallbackHub.Contracts;
+using CallbackHub.Hosting;
 using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -18,6 +19,7 @@ internal sealed partial class OutboxDispatcher(
     OutboxSignal signal,
     IBus bus,
     TimeProvider time,
+    CallbackHubMetrics metrics,
     IOptions<OutboxOptions> options,
     ILogger<OutboxDispatcher> logger) : BackgroundService
 {
@@ -166,6 +168,7 @@ internal sealed partial class OutboxDispatcher(
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = time.GetUtcNow() });
         command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = ids });
         await command.ExecuteNonQueryAsync(CancellationToken.None);
+        metrics.EventsPublished(ids.Length);
     }
 
     private Task DelayAsync(int failures, CancellationToken cancellationToken)

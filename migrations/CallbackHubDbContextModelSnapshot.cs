@@ -86,6 +86,10 @@ namespace CallbackHub.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("agent_id");
 
+                    b.Property<string>("GatewayCookies")
+                        .HasColumnType("text")
+                        .HasColumnName("gateway_cookies");
+
                     b.Property<string>("GatewayResult")
                         .HasColumnType("jsonb")
                         .HasColumnName("gateway_result");
@@ -99,6 +103,31 @@ namespace CallbackHub.Migrations
                         .HasColumnType("text")
                         .HasColumnName("last_error");
 
+                    b.Property<DateTimeOffset?>("LastGuidChangeAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_guid_change_at");
+
+                    b.Property<DateTimeOffset?>("LastHeartbeatAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_heartbeat_at");
+
+                    b.Property<DateTimeOffset?>("LastTokenRotationAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_token_rotation_at");
+
+                    b.Property<DateTimeOffset?>("LeaseExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_expires_at");
+
+                    b.Property<DateTimeOffset?>("NextSignInAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("next_sign_in_at");
+
+                    b.Property<string>("OwnerInstance")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("owner_instance");
+
                     b.Property<byte[]>("PreviousTokenHash")
                         .HasColumnType("bytea")
                         .HasColumnName("previous_token_hash");
@@ -106,6 +135,10 @@ namespace CallbackHub.Migrations
                     b.Property<DateTimeOffset?>("PreviousTokenValidUntil")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("previous_token_valid_until");
+
+                    b.Property<int>("SignInFailures")
+                        .HasColumnType("integer")
+                        .HasColumnName("sign_in_failures");
 
                     b.Property<DateTimeOffset?>("SignInStartedAt")
                         .HasColumnType("timestamp with time zone")

@@ -51,7 +51,7 @@ internal static class AgentEndpoints
             return TypedResults.ValidationProblem(errors);
         }
 
-        var outcome = await sessions.SignInAsync(id, request, cancellationToken);
+        var outcome = await sessions.SignInAsync(id, request, automatic: false, cancellationToken);
         return outcome.Problem is null ? TypedResults.Ok(outcome.Session!) : ToProblem(outcome.Problem);
     }
 

@@ -8,17 +8,30 @@ namespace CallbackHub.Agents;
 
 internal sealed record AgentOutcome(AgentSessionView? Session, AgentProblem? Problem);
 
-/// <summary>Signs agents in (push mode) and out through the gateway, and keeps their sessions in PostgreSQL.</summary>
+/// <summary>
+/// An agent's session with the gateway, from sign-in to sign-out: the API uses it, and so does the
+/// <see cref="SessionKeeper"/> (heartbeats, token rotation, recovery — in AgentSessions.Keeping.cs).
+/// </summary>
 internal sealed partial class AgentSessions(
     CallbackHubDbContext db,
     GatewayClient gateway,
     PushAuthenticator authenticator,
     EventStore events,
+    Credentials credentials,
+    PendingTokens pendingTokens,
     IOptions<GatewayOptions> gatewayOptions,
+    IOptions<SessionKeepingOptions> sessionOptions,
+    Hosting.CallbackHubMetrics metrics,
     TimeProvider time,
     ILogger<AgentSessions> logger)
 {
-    public async Task<AgentOutcome> SignInAsync(int agentId, SignInRequest request, CancellationToken cancellationToken)
+    private SessionKeepingOptions Options => sessionOptions.Value;
+
+    /// <param name="automatic">
+    /// Signed in by the keeper (roster, recovery) rather than a person: a failure that may pass is retried
+    /// with backoff; one that will not (wrong password, locked account…) is reported and left alone.
+    /// </param>
+    public async Task<AgentOutcome> SignInAsync(int agentId, SignInRequest request, bool automatic, CancellationToken cancellationToken)
     {
         var token = ServiceToken.Generate();
         // The token must be accepted before the gateway hears of it: the gateway pushes the sign-in's own
@@ -29,6 +42,7 @@ internal sealed partial class AgentSessions(
             return new AgentOutcome(null, conflict);
         }
 
+        credentials.Remember(agentId, request);
         await events.EnsureStreamAsync(agentId, cancellationToken);
         authenticator.Forget(agentId);
 
@@ -37,29 +51,38 @@ internal sealed partial class AgentSessions(
         try
         {
             answer = await gateway.SignInAsync(agentId, body, cancellationToken);
+            if (answer.Retcode == "100-002" && Options.ForceLogin)
+            {
+                LogForcingLogin(agentId);
+                answer = await gateway.ForceLoginAsync(agentId, body, cancellationToken);
+            }
         }
         catch (GatewayUnavailableException e)
         {
-            // We cannot know whether the gateway signed the agent in: keep accepting its token (state "lost") so
-            // that no event it may push is refused.
-            await SaveAsync(session!, s => { s.State = AgentSessionState.Lost; s.LastError = e.Message; });
+            // We cannot know whether the gateway signed the agent in: keep accepting its token (state "lost",
+            // which takes pushes) so that no event it may push is refused, and try again later.
+            await SaveAsync(session, s => Lost(s, e.Message, backoff: true));
             return new AgentOutcome(null, AgentProblem.GatewayUnavailable(e));
         }
 
         if (!answer.Succeeded)
         {
-            var problem = AgentProblem.GatewayRefused("sign-in", answer);
-            await SaveAsync(session!, s => SignedOut(s, problem.Detail));
-            LogSignInRefused(agentId, answer.Retcode);
-            return new AgentOutcome(null, problem);
+            return new AgentOutcome(null, await SignInRefusedAsync(session, answer, automatic));
         }
 
-        await SaveAsync(session!, s =>
+        await SaveAsync(session, s =>
         {
+            var now = time.GetUtcNow();
             s.State = AgentSessionState.Active;
             s.Guid = answer.Guid;
+            s.GatewayCookies = answer.Cookies;
             s.GatewayResult = answer.ResultJson;
-            s.SignedInAt = time.GetUtcNow();
+            s.SignedInAt = now;
+            s.LastGuidChangeAt = now;
+            s.LastTokenRotationAt = now;
+            s.LastHeartbeatAt = null;
+            s.NextSignInAt = null;
+            s.SignInFailures = 0;
             s.LastError = answer.Guid is null ? "The gateway's sign-in answer carried no Guid header." : null;
         });
         LogSignedIn(agentId);
@@ -80,10 +103,12 @@ internal sealed partial class AgentSessions(
                 $"Agent {agentId} has no gateway session yet (its sign-in is in progress or failed); try again in a moment."));
         }
 
+        // First, so that the keeper does not sign the agent in again when the gateway's sign-out event arrives.
+        credentials.Forget(agentId);
         GatewayAnswer answer;
         try
         {
-            answer = await gateway.LogoutAsync(agentId, session.Guid, cancellationToken);
+            answer = await gateway.LogoutAsync(agentId, new GatewaySession(session.Guid, session.GatewayCookies), cancellationToken);
         }
         catch (GatewayUnavailableException e)
         {
@@ -115,11 +140,31 @@ internal sealed partial class AgentSessions(
         orderby session.AgentId
         select AgentSessionView.From(session, stream);
 
+    private async Task<AgentProblem> SignInRefusedAsync(AgentSession session, GatewayAnswer answer, bool automatic)
+    {
+        var problem = AgentProblem.GatewayRefused("sign-in", answer);
+        // Retrying these cannot help and may hurt (a wrong password retried locks the account).
+        var hopeless = answer.Retcode is "100-001" or "100-002" or "100-004" or "100-012" or "100-015" or "100-016" or "100-020" or "110-016";
+        LogSignInRefused(session.AgentId, answer.Retcode, hopeless || !automatic ? "not retried" : "retried with backoff");
+        if (automatic && !hopeless)
+        {
+            await SaveAsync(session, s => Lost(s, problem.Detail, backoff: true));
+        }
+        else
+        {
+            credentials.Forget(session.AgentId);
+            var hint = answer.Retcode == "100-002" && !Options.ForceLogin ? " Set Sessions:ForceLogin to take the agent over." : "";
+            await SaveAsync(session, s => SignedOut(s, problem.Detail + (automatic ? " Not retried automatically." : "") + hint));
+        }
+
+        return problem;
+    }
+
     /// <summary>
     /// Marks the session "signing-in" with the new token, under a row lock, unless the agent is signed in or a
     /// sign-in is under way (one that started long ago is taken to have died with its instance).
     /// </summary>
-    private async Task<(AgentSession? Session, AgentProblem? Conflict)> ClaimAsync(
+    private async Task<(AgentSession Session, AgentProblem? Conflict)> ClaimAsync(
         int agentId, byte[] tokenHash, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
@@ -131,7 +176,7 @@ internal sealed partial class AgentSessions(
         if (session is { State: AgentSessionState.Active }
             || session is { State: AgentSessionState.SigningIn } && session.SignInStartedAt > staleSignIn)
         {
-            return (null, new AgentProblem(StatusCodes.Status409Conflict, "Already signed in",
+            return (session, new AgentProblem(StatusCodes.Status409Conflict, "Already signed in",
                 $"Agent {agentId} is {AgentSessionStates.ToText(session.State)}; sign it out first (DELETE /api/agents/{agentId}/session)."));
         }
 
@@ -141,11 +186,13 @@ internal sealed partial class AgentSessions(
             db.AgentSessions.Add(session);
         }
 
-        session.State = AgentSessionState.SigningIn;
+        // A token of the session being replaced stays good for the overlap: its last pushes may be in flight.
+        session.PreviousTokenHash = session.TokenHash;
+        session.PreviousTokenValidUntil = session.TokenHash is null ? null : now + Options.TokenOverlap;
         session.TokenHash = tokenHash;
-        session.PreviousTokenHash = null;
-        session.PreviousTokenValidUntil = null;
+        session.State = AgentSessionState.SigningIn;
         session.Guid = null;
+        session.GatewayCookies = null;
         session.GatewayResult = null;
         session.SignInStartedAt = now;
         session.SignedInAt = null;
@@ -159,11 +206,12 @@ internal sealed partial class AgentSessions(
         catch (DbUpdateException)
         {
             // Another request created the row first.
-            return (null, new AgentProblem(StatusCodes.Status409Conflict, "Already signing in",
+            return (session, new AgentProblem(StatusCodes.Status409Conflict, "Already signing in",
                 $"Agent {agentId} is being signed in by another request."));
         }
 
         await transaction.CommitAsync(cancellationToken);
+        pendingTokens.Forget(agentId);
         return (session, null);
     }
 
@@ -174,8 +222,26 @@ internal sealed partial class AgentSessions(
         session.PreviousTokenHash = null;
         session.PreviousTokenValidUntil = null;
         session.Guid = null;
+        session.GatewayCookies = null;
+        session.OwnerInstance = null;
+        session.LeaseExpiresAt = null;
+        session.NextSignInAt = null;
         session.SignedOutAt = time.GetUtcNow();
         session.LastError = error;
+        pendingTokens.Forget(session.AgentId);
+    }
+
+    /// <summary>The gateway no longer has the session; its token is still accepted, the keeper signs in again.</summary>
+    private void Lost(AgentSession session, string reason, bool backoff)
+    {
+        var now = time.GetUtcNow();
+        session.State = AgentSessionState.Lost;
+        session.LastError = reason;
+        session.SignInFailures = backoff ? session.SignInFailures + 1 : 0;
+        var delay = backoff
+            ? TimeSpan.FromTicks(Math.Min(Options.MaxReSignInDelay.Ticks, Options.ReSignInDelay.Ticks << Math.Min(session.SignInFailures - 1, 20)))
+            : TimeSpan.Zero;
+        session.NextSignInAt = now + delay;
     }
 
     /// <summary>Applies a change and saves it, even if the caller gave up meanwhile: the gateway has acted.</summary>
@@ -211,8 +277,11 @@ internal sealed partial class AgentSessions(
     [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} signed in (push mode)")]
     private partial void LogSignedIn(int agentId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway refused sign-in of agent {AgentId} with retcode {Retcode}")]
-    private partial void LogSignInRefused(int agentId, string retcode);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} is already signed in at the gateway; forcing the sign-in (Sessions:ForceLogin)")]
+    private partial void LogForcingLogin(int agentId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway refused sign-in of agent {AgentId} with retcode {Retcode}; {Next}")]
+    private partial void LogSignInRefused(int agentId, string retcode, string next);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} signed out")]
     private partial void LogSignedOut(int agentId);

@@ -7,7 +7,7 @@ namespace CallbackHub.Agents;
 /// Body of <c>PUT /api/agents/{agentId}/session</c>: the agent's credentials and the optional sign-in fields
 /// of the gateway (protocol notes §1). <c>callBackUri</c> and <c>serviceToken</c> are CallbackHub's to set.
 /// </summary>
-internal sealed record SignInRequest
+internal record SignInRequest
 {
     public string? Password { get; init; }
     public string? PhoneNumber { get; init; }

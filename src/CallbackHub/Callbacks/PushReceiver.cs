@@ -15,6 +15,7 @@ namespace CallbackHub.Callbacks;
 /// understands — <c>{"message":"success","retcode":"0"}</c> only once the events are committed.
 /// </summary>
 internal sealed partial class PushReceiver(
+    IServiceScopeFactory scopes,
     PushAuthenticator authenticator,
     EventStore store,
     OutboxLeadership leadership,
@@ -25,6 +26,7 @@ internal sealed partial class PushReceiver(
     ILogger<PushReceiver> logger)
 {
     public const string TokenHeader = "service_token";
+    public const string ShutdownServiceEvent = "AgentOther_ShutdownService";
 
     private static readonly byte[] SuccessBody = Encoding.UTF8.GetBytes("""{"message":"success","retcode":"0"}""");
 
@@ -100,6 +102,11 @@ internal sealed partial class PushReceiver(
                 signal.Notify();
             }
 
+            if (batch.Events.Any(e => e.EventType == ShutdownServiceEvent))
+            {
+                await OnSignedOutByGatewayAsync(batch.AgentId);
+            }
+
             return null;
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException
@@ -109,6 +116,24 @@ internal sealed partial class PushReceiver(
             LogStoreFailed(e, batch.AgentId);
             return new PushRejection(StatusCodes.Status503ServiceUnavailable, PushRejection.InternalError,
                 "The event store is unavailable; the events were not stored. Retry later.", "store-unavailable");
+        }
+    }
+
+    /// <summary>
+    /// The gateway says it signed the agent out (protocol notes §5): the session is lost, and the keeper signs
+    /// it in again when it can. The events are already stored, so a failure here must not fail the push.
+    /// </summary>
+    private async Task OnSignedOutByGatewayAsync(int agentId)
+    {
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<Agents.AgentSessions>().MarkLostAsync(
+                agentId, $"The gateway signed the agent out ({ShutdownServiceEvent}).", CancellationToken.None);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+        {
+            LogMarkLostFailed(e, agentId);
         }
     }
 
@@ -154,6 +179,9 @@ internal sealed partial class PushReceiver(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Re-sent batch of {Count} events for agent {AgentId} recognised and dropped")]
     private partial void LogDuplicate(int agentId, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Agent {AgentId} was signed out by the gateway, but its session could not be marked lost")]
+    private partial void LogMarkLostFailed(Exception exception, int agentId);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Push for agent {AgentId} could not be stored; answered 503 so the gateway retries")]
     private partial void LogStoreFailed(Exception exception, int agentId);

@@ -13,17 +13,28 @@ internal sealed class GatewayClient(HttpClient http, CallbackHubMetrics metrics,
     public Task<GatewayAnswer> SignInAsync(int agentId, GatewaySignIn body, CancellationToken cancellationToken) =>
         SendAsync("sign-in", HttpMethod.Put, $"onlineagent/{agentId}", null, JsonContent.Create(body, options: Json), cancellationToken);
 
-    public Task<GatewayAnswer> LogoutAsync(int agentId, string guid, CancellationToken cancellationToken) =>
-        SendAsync("logout", HttpMethod.Delete, $"onlineagent/{agentId}/logout", guid, null, cancellationToken);
+    public Task<GatewayAnswer> ForceLoginAsync(int agentId, GatewaySignIn body, CancellationToken cancellationToken) =>
+        SendAsync("forcelogin", HttpMethod.Put, $"onlineagent/{agentId}/forcelogin", null, JsonContent.Create(body, options: Json), cancellationToken);
+
+    public Task<GatewayAnswer> LogoutAsync(int agentId, GatewaySession session, CancellationToken cancellationToken) =>
+        SendAsync("logout", HttpMethod.Delete, $"onlineagent/{agentId}/logout", session, null, cancellationToken);
+
+    /// <summary>
+    /// The push-mode heartbeat (protocol notes §4); <paramref name="newServiceToken"/>, when given, replaces the
+    /// token the gateway sends on later pushes.
+    /// </summary>
+    public Task<GatewayAnswer> HeartbeatAsync(int agentId, GatewaySession session, string? newServiceToken, CancellationToken cancellationToken) =>
+        SendAsync("heartbeat", HttpMethod.Post, $"onlineagent/{agentId}/handshake", session, null, cancellationToken, newServiceToken);
 
     private async Task<GatewayAnswer> SendAsync(
-        string operation, HttpMethod method, string path, string? guid, HttpContent? content, CancellationToken cancellationToken)
+        string operation, HttpMethod method, string path, GatewaySession? session, HttpContent? content,
+        CancellationToken cancellationToken, string? serviceToken = null)
     {
         var started = time.GetTimestamp();
         var outcome = "unreachable";
         try
         {
-            var answer = await SendCoreAsync(method, path, guid, content, cancellationToken);
+            var answer = await SendCoreAsync(method, path, session, content, serviceToken, cancellationToken);
             outcome = answer.Retcode;
             return answer;
         }
@@ -34,12 +45,22 @@ internal sealed class GatewayClient(HttpClient http, CallbackHubMetrics metrics,
     }
 
     private async Task<GatewayAnswer> SendCoreAsync(
-        HttpMethod method, string path, string? guid, HttpContent? content, CancellationToken cancellationToken)
+        HttpMethod method, string path, GatewaySession? session, HttpContent? content, string? serviceToken, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, "agentgateway/resource/" + path) { Content = content };
-        if (guid is not null)
+        if (session is not null)
         {
-            request.Headers.TryAddWithoutValidation("Guid", guid);
+            request.Headers.TryAddWithoutValidation("Guid", session.Guid);
+            if (session.Cookies is { Length: > 0 } cookies)
+            {
+                // Resent as the load balancer in front of the gateway set them, for stickiness.
+                request.Headers.TryAddWithoutValidation("Cookie", cookies);
+            }
+        }
+
+        if (serviceToken is not null)
+        {
+            request.Headers.TryAddWithoutValidation("service_token", serviceToken);
         }
 
         HttpResponseMessage response;
@@ -60,7 +81,7 @@ internal sealed class GatewayClient(HttpClient http, CallbackHubMetrics metrics,
             var body = await response.Content.ReadAsStringAsync(cancellationToken);
             try
             {
-                return GatewayAnswer.Parse(body, ReadGuid(response));
+                return GatewayAnswer.Parse(body, ReadGuid(response), ReadCookies(response));
             }
             catch (JsonException)
             {
@@ -69,6 +90,12 @@ internal sealed class GatewayClient(HttpClient http, CallbackHubMetrics metrics,
             }
         }
     }
+
+    /// <summary>The <c>name=value</c> parts of every <c>Set-Cookie</c>, joined as a <c>Cookie</c> header; null when none.</summary>
+    internal static string? ReadCookies(HttpResponseMessage response) =>
+        response.Headers.TryGetValues("Set-Cookie", out var values)
+            ? string.Join("; ", values.Select(v => v.Split(';', 2)[0].Trim()).Where(v => v.Contains('=', StringComparison.Ordinal)))
+            : null;
 
     /// <summary>
     /// The session Guid: <c>Set-GUID: JSESSIONID=…</c> (the part after '=') wins over a plain <c>Guid</c> header,

@@ -10,10 +10,15 @@ internal static class OptionsRegistration
 {
     public static OptionsBuilder<T> AddValidatedOptions<T>(
         this IServiceCollection services, string section, Func<T, IEnumerable<string>> validate)
+        where T : class =>
+        services.AddValidatedOptions(validate).BindConfiguration(section);
+
+    /// <summary>Validated options whose binding the caller configures.</summary>
+    public static OptionsBuilder<T> AddValidatedOptions<T>(this IServiceCollection services, Func<T, IEnumerable<string>> validate)
         where T : class
     {
         services.AddSingleton<IValidateOptions<T>>(new DelegateValidator<T>(validate));
-        return services.AddOptions<T>().BindConfiguration(section).ValidateOnStart();
+        return services.AddOptions<T>().ValidateOnStart();
     }
 
     private sealed class DelegateValidator<T>(Func<T, IEnumerable<string>> validate) : IValidateOptions<T>

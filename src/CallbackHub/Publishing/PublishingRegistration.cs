@@ -14,7 +14,6 @@ internal static class PublishingRegistration
         services.AddValidatedOptions<OutboxOptions>(OutboxOptions.Section, OutboxOptions.Validate);
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<OutboxLeadership>();
-        services.AddHostedService<OutboxDispatcher>();
 
         services.AddMassTransit(bus => bus.UsingRabbitMq((context, rabbit) =>
         {
@@ -42,6 +41,9 @@ internal static class PublishingRegistration
             o.WaitUntilStarted = false;
             o.StopTimeout = TimeSpan.FromSeconds(30);
         });
+        // Registered after the bus: hosted services stop in reverse order, so the dispatcher's last flush
+        // happens while the bus is still up.
+        services.AddHostedService<OutboxDispatcher>();
         return services;
     }
 }

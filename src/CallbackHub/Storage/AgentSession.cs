@@ -20,6 +20,22 @@ internal sealed class AgentSession
     /// <summary>The gateway's sign-in <c>result</c> object (vdnid, workno, mediatype, loginTime…), as JSON.</summary>
     public string? GatewayResult { get; set; }
 
+    /// <summary>The load balancer's cookies in front of the gateway, resent for stickiness (<c>a=1; b=2</c>).</summary>
+    public string? GatewayCookies { get; set; }
+
+    /// <summary>The instance that heartbeats and rotates this session, while its lease lasts.</summary>
+    public string? OwnerInstance { get; set; }
+
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
+    public DateTimeOffset? LastHeartbeatAt { get; set; }
+    public DateTimeOffset? LastGuidChangeAt { get; set; }
+    public DateTimeOffset? LastTokenRotationAt { get; set; }
+
+    /// <summary>When a lost session may next be signed in again (backoff), and how many tries failed so far.</summary>
+    public DateTimeOffset? NextSignInAt { get; set; }
+
+    public int SignInFailures { get; set; }
+
     public DateTimeOffset? SignInStartedAt { get; set; }
     public DateTimeOffset? SignedInAt { get; set; }
     public DateTimeOffset? SignedOutAt { get; set; }

@@ -51,6 +51,14 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.PreviousTokenHash).HasColumnName("previous_token_hash");
             e.Property(x => x.PreviousTokenValidUntil).HasColumnName("previous_token_valid_until");
             e.Property(x => x.GatewayResult).HasColumnName("gateway_result").HasColumnType("jsonb");
+            e.Property(x => x.GatewayCookies).HasColumnName("gateway_cookies");
+            e.Property(x => x.OwnerInstance).HasColumnName("owner_instance").HasMaxLength(200);
+            e.Property(x => x.LeaseExpiresAt).HasColumnName("lease_expires_at");
+            e.Property(x => x.LastHeartbeatAt).HasColumnName("last_heartbeat_at");
+            e.Property(x => x.LastGuidChangeAt).HasColumnName("last_guid_change_at");
+            e.Property(x => x.LastTokenRotationAt).HasColumnName("last_token_rotation_at");
+            e.Property(x => x.NextSignInAt).HasColumnName("next_sign_in_at");
+            e.Property(x => x.SignInFailures).HasColumnName("sign_in_failures");
             e.Property(x => x.SignInStartedAt).HasColumnName("sign_in_started_at");
             e.Property(x => x.SignedInAt).HasColumnName("signed_in_at");
             e.Property(x => x.SignedOutAt).HasColumnName("signed_out_at");

@@ -1,0 +1,144 @@
+using CallbackHub.Gateway;
+using CallbackHub.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace CallbackHub.Agents;
+
+/// <summary>What the keeper does for one session it owns: heartbeat, rotate the token, notice loss, recover.</summary>
+internal sealed partial class AgentSessions
+{
+    public async Task KeepAsync(int agentId, CancellationToken cancellationToken)
+    {
+        var session = await db.AgentSessions.SingleOrDefaultAsync(s => s.AgentId == agentId, cancellationToken);
+        var now = time.GetUtcNow();
+        switch (session)
+        {
+            case { State: AgentSessionState.Active, Guid: not null }:
+                var lastAnswer = session.LastHeartbeatAt ?? session.SignedInAt ?? now;
+                if (now - lastAnswer >= Options.GatewaySessionTimeout)
+                {
+                    // The gateway signs an agent out after this long without a heartbeat: it is gone.
+                    await MarkLostAsync(session, $"No heartbeat was answered for {Options.GatewaySessionTimeout}; the gateway has signed the agent out.");
+                }
+                else if (now - (session.LastHeartbeatAt ?? session.SignedInAt ?? now) >= Options.HeartbeatInterval)
+                {
+                    await HeartbeatAsync(session, now, cancellationToken);
+                }
+
+                break;
+
+            case { State: AgentSessionState.Lost } when session.NextSignInAt <= now && credentials.TryGet(agentId, out var request):
+                await SignInAsync(agentId, request, automatic: true, cancellationToken);
+                break;
+        }
+    }
+
+    /// <summary>Marks an active session lost, e.g. on an <c>AgentOther_ShutdownService</c> event.</summary>
+    public async Task MarkLostAsync(int agentId, string reason, CancellationToken cancellationToken)
+    {
+        var session = await db.AgentSessions.SingleOrDefaultAsync(s => s.AgentId == agentId, cancellationToken);
+        if (session is { State: AgentSessionState.Active })
+        {
+            await MarkLostAsync(session, reason);
+        }
+    }
+
+    private async Task MarkLostAsync(AgentSession session, string reason)
+    {
+        await SaveAsync(session, s => Lost(s, reason, backoff: false));
+        LogLost(session.AgentId, reason, credentials.TryGet(session.AgentId, out _) ? "signing in again" : "no credentials to sign in again");
+    }
+
+    private async Task HeartbeatAsync(AgentSession session, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var token = await TokenToSendAsync(session, now);
+        GatewayAnswer answer;
+        try
+        {
+            answer = await gateway.HeartbeatAsync(session.AgentId, new GatewaySession(session.Guid!, session.GatewayCookies), token, cancellationToken);
+        }
+        catch (GatewayUnavailableException e)
+        {
+            // Keep trying until the gateway's window closes; KeepAsync notices when it has.
+            metrics.HeartbeatFailed("unreachable");
+            await SaveAsync(session, s => s.LastError = $"Heartbeat failed: {e.Message}");
+            return;
+        }
+
+        if (answer.Retcode is GatewayRetcodes.NotSignedIn or GatewayRetcodes.AuthExpired)
+        {
+            metrics.HeartbeatFailed(answer.Retcode);
+            await MarkLostAsync(session, $"The gateway answered the heartbeat with {answer.Retcode} ({GatewayRetcodes.Describe(answer.Retcode)}).");
+            return;
+        }
+
+        if (!answer.Succeeded)
+        {
+            metrics.HeartbeatFailed(answer.Retcode);
+            await SaveAsync(session, s => s.LastError = $"Heartbeat refused with {answer.Retcode}: {answer.Message}");
+            return;
+        }
+
+        await SaveAsync(session, s =>
+        {
+            var answeredAt = time.GetUtcNow();
+            s.LastHeartbeatAt = answeredAt;
+            s.LastError = null;
+            // Dynamic authentication: the gateway hands out the next Guid on the heartbeat; always adopt it.
+            if (answer.Guid is { Length: > 0 } guid && guid != s.Guid)
+            {
+                s.Guid = guid;
+                s.LastGuidChangeAt = answeredAt;
+            }
+
+            if (answer.Cookies is { Length: > 0 } cookies)
+            {
+                s.GatewayCookies = cookies;
+            }
+
+            if (token is not null)
+            {
+                // The gateway has the new token: the old one now only covers pushes already in flight.
+                s.PreviousTokenValidUntil = answeredAt + Options.TokenOverlap;
+                s.LastTokenRotationAt = answeredAt;
+            }
+        });
+        if (token is not null)
+        {
+            pendingTokens.Forget(session.AgentId);
+            metrics.TokenRotated();
+        }
+    }
+
+    /// <summary>
+    /// The token to hand the gateway on this heartbeat, if a rotation is due (or one sent earlier was not
+    /// confirmed). It is stored — as a hash — before it is sent, so that the gateway's very next push is
+    /// accepted by every instance; the old token stays good until the overlap after the gateway confirms.
+    /// </summary>
+    private async Task<string?> TokenToSendAsync(AgentSession session, DateTimeOffset now)
+    {
+        if (pendingTokens.TryGet(session.AgentId, out var pending))
+        {
+            return pending;
+        }
+
+        if (now - (session.LastTokenRotationAt ?? session.SignedInAt ?? now) < Options.TokenRotationInterval)
+        {
+            return null;
+        }
+
+        var token = ServiceToken.Generate();
+        await SaveAsync(session, s =>
+        {
+            s.PreviousTokenHash = s.TokenHash;
+            // Until the gateway confirms, it may still use the old token for as long as the session can live.
+            s.PreviousTokenValidUntil = now + Options.GatewaySessionTimeout + Options.TokenOverlap;
+            s.TokenHash = ServiceToken.Hash(token);
+        });
+        pendingTokens.Remember(session.AgentId, token);
+        return token;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of agent {AgentId} lost: {Reason}; {Next}")]
+    private partial void LogLost(int agentId, string reason, string next);
+}

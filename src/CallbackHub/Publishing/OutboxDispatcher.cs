@@ -30,8 +30,11 @@ internal sealed partial class OutboxDispatcher(
 
     private const string MarkSql = "UPDATE agent_events SET published_at = $1 WHERE id = ANY($2)";
 
+    private CancellationToken _stopping;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        _stopping = stoppingToken;
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -53,6 +56,42 @@ internal sealed partial class OutboxDispatcher(
     }
 
     private async Task DispatchAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await DispatchUntilCancelledAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        if (_stopping.IsCancellationRequested)
+        {
+            // Shutting down (the web server has already answered its last pushes): publish what is still
+            // waiting while this instance still holds the lock, so nothing waits for the next start.
+            await FlushAsync();
+        }
+    }
+
+    private async Task FlushAsync()
+    {
+        using var timeout = new CancellationTokenSource(options.Value.ShutdownFlushTimeout);
+        try
+        {
+            (int Fetched, bool Failed) round;
+            do
+            {
+                round = await PublishRoundAsync(timeout.Token);
+            }
+            while (round is { Fetched: > 0, Failed: false });
+        }
+        catch (Exception e) when (e is OperationCanceledException or NpgsqlException)
+        {
+            LogFlushIncomplete(e);
+        }
+    }
+
+    private async Task DispatchUntilCancelledAsync(CancellationToken cancellationToken)
     {
         var failures = 0;
         while (!cancellationToken.IsCancellationRequested)
@@ -179,6 +218,9 @@ internal sealed partial class OutboxDispatcher(
 
     private sealed record OutboxRow(
         long Id, Guid EventId, int AgentId, long Sequence, string EventType, string Content, DateTimeOffset? GeneratedAt, DateTimeOffset ReceivedAt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Shutting down before the outbox was empty; the rest is published after the next start")]
+    private partial void LogFlushIncomplete(Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox dispatcher lost its database connection; it will try again")]
     private partial void LogDispatcherFailed(Exception exception);

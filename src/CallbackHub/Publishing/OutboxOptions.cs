@@ -19,6 +19,9 @@ internal sealed class OutboxOptions
     /// <summary>Longest pause between rounds while the broker keeps failing.</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>How long a shutting-down instance keeps publishing what is still in the outbox.</summary>
+    public TimeSpan ShutdownFlushTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     public static IEnumerable<string> Validate(OutboxOptions o)
     {
         if (o.BatchSize is < 1 or > 100_000)

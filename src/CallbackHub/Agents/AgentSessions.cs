@@ -143,6 +143,11 @@ internal sealed partial class AgentSessions(
     private async Task<AgentProblem> SignInRefusedAsync(AgentSession session, GatewayAnswer answer, bool automatic)
     {
         var problem = AgentProblem.GatewayRefused("sign-in", answer);
+        if (answer.Retcode == "100-002")
+        {
+            problem = problem with { Detail = problem.Detail + " Sign it out where it is signed in, or set Sessions:ForceLogin to take it over." };
+        }
+
         // Retrying these cannot help and may hurt (a wrong password retried locks the account).
         var hopeless = answer.Retcode is "100-001" or "100-002" or "100-004" or "100-012" or "100-015" or "100-016" or "100-020" or "110-016";
         LogSignInRefused(session.AgentId, answer.Retcode, hopeless || !automatic ? "not retried" : "retried with backoff");
@@ -153,8 +158,7 @@ internal sealed partial class AgentSessions(
         else
         {
             credentials.Forget(session.AgentId);
-            var hint = answer.Retcode == "100-002" && !Options.ForceLogin ? " Set Sessions:ForceLogin to take the agent over." : "";
-            await SaveAsync(session, s => SignedOut(s, problem.Detail + (automatic ? " Not retried automatically." : "") + hint));
+            await SaveAsync(session, s => SignedOut(s, problem.Detail + (automatic ? " Not retried automatically." : "")));
         }
 
         return problem;

@@ -33,9 +33,10 @@ internal sealed class CallbackHubInstance : IAsyncDisposable
     public Uri CallbackUri => new(BaseUri, "/callbacks/agent-events");
 
     public static async Task<CallbackHubInstance> StartAsync(
-        string postgres, string rabbitMq, Uri gateway, IReadOnlyDictionary<string, string?>? settings = null)
+        string postgres, string rabbitMq, Uri gateway, IReadOnlyDictionary<string, string?>? settings = null,
+        Action<WebApplicationBuilder>? configure = null, Uri? baseUri = null)
     {
-        var baseUri = new Uri($"http://127.0.0.1:{ContainerSupport.FreeTcpPort()}");
+        baseUri ??= new Uri($"http://127.0.0.1:{ContainerSupport.FreeTcpPort()}");
         var configuration = new Dictionary<string, string?>
         {
             ["ConnectionStrings:Postgres"] = postgres,
@@ -56,6 +57,7 @@ internal sealed class CallbackHubInstance : IAsyncDisposable
             builder.WebHost.UseUrls(baseUri.ToString());
             builder.Configuration.AddInMemoryCollection(configuration);
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            configure?.Invoke(builder);
         });
         await app.StartAsync();
         return new CallbackHubInstance(app, baseUri);
@@ -64,8 +66,16 @@ internal sealed class CallbackHubInstance : IAsyncDisposable
     public async Task<HttpResponseMessage> SignInAsync(int agentId, object? body = null) =>
         await Api.PutAsJsonAsync($"/api/agents/{agentId}/session", body ?? new { password = "secret", phoneNumber = "88001" });
 
+    private bool _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         Api.Dispose();
         Callbacks.Dispose();
         await App.StopAsync();

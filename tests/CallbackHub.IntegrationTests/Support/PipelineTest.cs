@@ -24,16 +24,38 @@ public abstract class PipelineTest(PostgresFixture postgres, RabbitMqFixture rab
     /// <summary>Extra simulator settings for a test class.</summary>
     protected virtual IReadOnlyDictionary<string, string?> GatewaySettings => new Dictionary<string, string?>();
 
+    /// <summary>Lets a test class replace services (e.g. the TimeProvider) of CallbackHub and of the simulator.</summary>
+    protected virtual void ConfigureHub(Microsoft.AspNetCore.Builder.WebApplicationBuilder builder)
+    {
+    }
+
+    protected virtual void ConfigureGateway(Microsoft.AspNetCore.Builder.WebApplicationBuilder builder)
+    {
+    }
+
     public virtual async Task InitializeAsync()
     {
         Database = await Postgres.CreateDatabaseAsync("hub");
         Broker = await RabbitMq.CreateVirtualHostAsync("hub");
-        Gateway = await SimulatorInstance.StartAsync(GatewaySettings);
+        Gateway = await SimulatorInstance.StartAsync(GatewaySettings, ConfigureGateway);
         Hub = await StartHubAsync();
     }
 
-    internal Task<CallbackHubInstance> StartHubAsync() =>
-        CallbackHubInstance.StartAsync(Database, Broker, Gateway.BaseUri, HubSettings);
+    internal Task<CallbackHubInstance> StartHubAsync(IReadOnlyDictionary<string, string?>? extra = null, Uri? baseUri = null, Uri? callbackBase = null)
+    {
+        var settings = new Dictionary<string, string?>(HubSettings);
+        foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        if (callbackBase is not null)
+        {
+            settings["Gateway:CallbackBaseUrl"] = callbackBase.ToString();
+        }
+
+        return CallbackHubInstance.StartAsync(Database, Broker, Gateway.BaseUri, settings, ConfigureHub, baseUri);
+    }
 
     /// <summary>Signs the agent in through the API and returns the token the gateway was given.</summary>
     internal async Task<string> SignInAsync(int agentId = Agent)

@@ -26,7 +26,8 @@ internal sealed class SimulatorInstance : IAsyncDisposable
     public Uri BaseUri { get; }
     public HttpClient Http { get; }
 
-    public static async Task<SimulatorInstance> StartAsync(IReadOnlyDictionary<string, string?>? settings = null)
+    public static async Task<SimulatorInstance> StartAsync(
+        IReadOnlyDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configure = null)
     {
         var baseUri = new Uri($"http://127.0.0.1:{ContainerSupport.FreeTcpPort()}");
         var app = SimulatorApp.Build([], builder =>
@@ -34,6 +35,7 @@ internal sealed class SimulatorInstance : IAsyncDisposable
             builder.WebHost.UseUrls(baseUri.ToString());
             builder.Configuration.AddInMemoryCollection(settings ?? new Dictionary<string, string?>());
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            configure?.Invoke(builder);
         });
         await app.StartAsync();
         return new SimulatorInstance(app, baseUri);

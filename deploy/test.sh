@@ -92,4 +92,16 @@ export TESTCONTAINERS_RYUK_DISABLED="${TESTCONTAINERS_RYUK_DISABLED:-true}"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 
 log "dotnet test CallbackHub.sln -c Release $*"
-exec dotnet test CallbackHub.sln -c Release "$@"
+output="$(mktemp)"
+trap 'rm -f "$output"' EXIT
+set +e
+dotnet test CallbackHub.sln -c Release "$@" 2>&1 | tee "$output"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test project ("N passed, N failed"), the form CI reads in any language.
+awk '/(Passed|Failed)! +- +Failed:/ {
+       gsub(",", "")
+       for (i = 1; i < NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) }
+     }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$output"
+exit "$status"

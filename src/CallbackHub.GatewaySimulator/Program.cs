@@ -1,2 +1,3 @@
-var app = WebApplication.CreateBuilder(args).Build();
-app.Run();
+using CallbackHub.GatewaySimulator;
+
+await SimulatorApp.Build(args).RunAsync();

@@ -1,0 +1,18 @@
+using System.Globalization;
+
+namespace CallbackHub.GatewaySimulator;
+
+/// <summary>Agent ids (agentid, workNo) are the numbers 101–59999, written as strings.</summary>
+internal static class AgentIds
+{
+    public const int Min = 101;
+    public const int Max = 59999;
+
+    public static bool IsValid(int id) => id is >= Min and <= Max;
+
+    public static bool IsValid(string? id) =>
+        id is { Length: >= 3 and <= 5 }
+        && id.All(char.IsAsciiDigit)
+        && id[0] != '0'
+        && IsValid(int.Parse(id, CultureInfo.InvariantCulture));
+}

@@ -1,0 +1,28 @@
+using CallbackHub.GatewaySimulator.Pushing;
+
+namespace CallbackHub.GatewaySimulator.Agents;
+
+/// <summary>The events the gateway itself raises when a session starts or ends.</summary>
+internal static class AgentEvents
+{
+    public static IReadOnlyList<SimulatedEvent> SignedIn(SignInRequest request)
+    {
+        var events = new List<SimulatedEvent> { SimulatedEvent.Of("AgentOther_InService") };
+        if (request.PhoneLinkage == true)
+        {
+            events.Add(SimulatedEvent.Of("AgentEvent_linkageCapability", new { result = 0 }));
+        }
+
+        events.Add(request.Status switch
+        {
+            3 => SimulatedEvent.Of("AgentState_SetNotReady_Success", new { reason = "0" }),
+            5 => SimulatedEvent.Of("AgentState_Work"),
+            _ => SimulatedEvent.Of("AgentState_Ready"),
+        });
+        return events;
+    }
+
+    /// <summary>The last event of every session; loginTime is a string of epoch milliseconds, as the gateway sends it.</summary>
+    public static SimulatedEvent ShutdownService(AgentSession session) =>
+        SimulatedEvent.Of("AgentOther_ShutdownService", new { loginTime = session.LoginTimeMs.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+}

@@ -1,0 +1,141 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Threading.Channels;
+using CallbackHub.GatewaySimulator.Agents;
+using CallbackHub.GatewaySimulator.Pushing;
+using Microsoft.Extensions.Options;
+
+namespace CallbackHub.GatewaySimulator.Gateway;
+
+/// <summary>The CC-Gateway agent API under /agentgateway/resource/.</summary>
+internal static class GatewayEndpoints
+{
+    // Case-sensitive like the gateway; numbers sent as strings ("status":"4") are tolerated.
+    private static readonly JsonSerializerOptions BodyJson = new() { NumberHandling = JsonNumberHandling.AllowReadingFromString };
+
+    public static IEndpointRouteBuilder MapGatewayEndpoints(this IEndpointRouteBuilder app)
+    {
+        var agent = app.MapGroup("/agentgateway/resource/onlineagent/{agentid}");
+        agent.MapPut("", (string agentid, HttpContext http, AgentLifecycle lifecycle, IOptions<SimulatorOptions> options) =>
+            SignInAsync(agentid, http, lifecycle, options.Value, force: false));
+        agent.MapPut("/forcelogin", (string agentid, HttpContext http, AgentLifecycle lifecycle, IOptions<SimulatorOptions> options) =>
+            SignInAsync(agentid, http, lifecycle, options.Value, force: true));
+        agent.MapPost("/handshake", Handshake);
+        agent.MapPut("/updateGuid", UpdateGuid);
+        agent.MapDelete("/logout", (string agentid, HttpContext http, AgentLifecycle lifecycle) =>
+            GatewayAnswer.Reply(http, lifecycle.SignOut(agentid, GuidOf(http), "logout")));
+        agent.MapDelete("/forcelogout", (string agentid, HttpContext http, AgentLifecycle lifecycle) =>
+            GatewayAnswer.Reply(http, lifecycle.SignOut(agentid, GuidOf(http), "forcelogout")));
+        agent.MapDelete("/forcelogoutwithreason/{reason}", ForceLogoutWithReason);
+        app.MapGet("/agentgateway/resource/agentevent/{agentid}", PollAsync);
+        return app;
+    }
+
+    private static async Task<IResult> SignInAsync(string agentid, HttpContext http, AgentLifecycle lifecycle, SimulatorOptions options, bool force)
+    {
+        SignInRequest? request;
+        try
+        {
+            request = await JsonSerializer.DeserializeAsync<SignInRequest>(http.Request.Body, BodyJson, http.RequestAborted);
+        }
+        catch (JsonException)
+        {
+            request = null;
+        }
+
+        if (request is null)
+        {
+            return GatewayAnswer.Reply(http, new GatewayOutcome(RetCodes.InvalidParameter, "the body must be a JSON object of sign-in fields"));
+        }
+
+        var outcome = lifecycle.SignIn(agentid, request, force);
+        if (!outcome.Succeeded)
+        {
+            return GatewayAnswer.Reply(http, outcome);
+        }
+
+        http.Response.Headers["Guid"] = outcome.Guid;
+        SetGuid(http, outcome.Guid!);
+        var result = new SignInResult(options.VdnId, agentid, "TTF", outcome.Session!.LoginTimeMs,
+            IsForceChange: false, options.ServerName, TimeRemaining: 0);
+        return GatewayAnswer.Reply(http, outcome, result);
+    }
+
+    private static IResult Handshake(string agentid, HttpContext http, AgentLifecycle lifecycle)
+    {
+        var token = http.Request.Headers["service_token"] is { Count: > 0 } values ? values.ToString() : null;
+        var outcome = lifecycle.Heartbeat(agentid, GuidOf(http), token);
+        if (outcome is { Succeeded: true, Guid: { } guid })
+        {
+            SetGuid(http, guid);
+        }
+
+        return GatewayAnswer.Reply(http, outcome);
+    }
+
+    private static IResult UpdateGuid(string agentid, HttpContext http, AgentLifecycle lifecycle)
+    {
+        var outcome = lifecycle.UpdateGuid(agentid, GuidOf(http));
+        if (!outcome.Succeeded)
+        {
+            return GatewayAnswer.Reply(http, outcome);
+        }
+
+        SetGuid(http, outcome.Guid!);
+        return GatewayAnswer.Reply(http, outcome, new GuidResult(outcome.Guid!));
+    }
+
+    private static IResult ForceLogoutWithReason(string agentid, string reason, HttpContext http, AgentLifecycle lifecycle)
+    {
+        if (!int.TryParse(reason, NumberStyles.None, CultureInfo.InvariantCulture, out var code) || code is < 1 or > 255)
+        {
+            return GatewayAnswer.Reply(http, new GatewayOutcome(RetCodes.InvalidParameter, "the reason must be a number from 1 to 255"));
+        }
+
+        return GatewayAnswer.Reply(http, lifecycle.SignOut(agentid, GuidOf(http), $"forcelogout:{code}"));
+    }
+
+    /// <summary>Poll mode: answers with the next event, or with none after Simulator:PollWait.</summary>
+    private static async Task<IResult> PollAsync(string agentid, HttpContext http, AgentLifecycle lifecycle, IOptions<SimulatorOptions> options, TimeProvider time)
+    {
+        ChannelReader<QueuedEvent>? events = null;
+        var outcome = lifecycle.WithSession(agentid, GuidOf(http), (agent, _, _) =>
+        {
+            events = agent.PollEvents.Reader;
+            return GatewayOutcome.Success;
+        });
+        if (!outcome.Succeeded)
+        {
+            return GatewayAnswer.Reply(http, outcome);
+        }
+
+        using var timeout = new CancellationTokenSource(options.Value.PollWait, time);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, http.RequestAborted);
+        QueuedEvent? next = null;
+        try
+        {
+            if (await events!.WaitToReadAsync(wait.Token))
+            {
+                events.TryRead(out next);
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            // Nothing happened within the long-poll window: answer with no event, like the gateway.
+        }
+
+        GatewayAnswer.Record(http, RetCodes.Success);
+        return Results.Text(PushBody.WritePollAnswer(agentid, next?.Event), "application/json; charset=UTF-8");
+    }
+
+    private static string? GuidOf(HttpContext http) =>
+        http.Request.Headers["Guid"] is { Count: > 0 } values ? values[0] : null;
+
+    // Set-GUID carries the value to adopt; the JSESSIONID cookie keeps a load balancer sticky to this server.
+    private static void SetGuid(HttpContext http, string guid)
+    {
+        http.Response.Headers["Set-GUID"] = $"JSESSIONID={guid}";
+        http.Response.Cookies.Append("JSESSIONID", guid, new CookieOptions { Path = "/agentgateway", HttpOnly = true });
+    }
+}

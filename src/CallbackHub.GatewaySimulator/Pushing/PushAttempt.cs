@@ -1,0 +1,26 @@
+namespace CallbackHub.GatewaySimulator.Pushing;
+
+/// <summary>
+/// One POST to a callback. Retries of a batch share <paramref name="BatchId"/> and <paramref name="Body"/>
+/// and count up <paramref name="Attempt"/>. <paramref name="HttpStatus"/> is null when no answer came
+/// (connection refused, timeout); <paramref name="Error"/> then says why. <paramref name="OneShot"/>
+/// marks push-once calls, which bypass the queue.
+/// </summary>
+public sealed record PushAttempt(
+    long BatchId,
+    int Attempt,
+    string AgentId,
+    DateTimeOffset Time,
+    string Url,
+    string Guid,
+    string ServiceToken,
+    IReadOnlyList<string> EventTypes,
+    string Body,
+    int? HttpStatus,
+    string? ResponseBody,
+    bool Acknowledged,
+    string? Error,
+    bool OneShot);
+
+/// <summary>The callback's answer to one push; acknowledged means 2xx with retcode "0".</summary>
+public sealed record PushResponse(int? Status, string? Body, bool Acknowledged, string? Error);

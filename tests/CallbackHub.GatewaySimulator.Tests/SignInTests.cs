@@ -1,0 +1,177 @@
+using System.Text.Json;
+
+namespace CallbackHub.GatewaySimulator.Tests;
+
+public sealed class SignInTests
+{
+    [Fact]
+    public async Task Signs_in_and_answers_guid_headers_and_result()
+    {
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        using var response = await simulator.SignInAsync("1001");
+        var answer = await Gateway.ReadAsync(response);
+
+        Assert.Equal("0", answer.Retcode);
+        Assert.Equal("success", answer.Message);
+        var guid = response.Headers.GetValues("Guid").Single();
+        Assert.EndsWith(".AgentGateway0", guid, StringComparison.Ordinal);
+        Assert.Equal($"JSESSIONID={guid}", response.Headers.GetValues("Set-GUID").Single());
+        Assert.Contains(response.Headers.GetValues("Set-Cookie"), c => c.StartsWith($"JSESSIONID={guid}", StringComparison.Ordinal));
+        var result = answer.Result!.Value;
+        Assert.Equal("1001", result.GetProperty("workno").GetString());
+        Assert.Equal("TTF", result.GetProperty("mediatype").GetString());
+        Assert.Equal(SimulatorHost.Start.ToUnixTimeMilliseconds(), result.GetProperty("loginTime").GetInt64());
+        Assert.Equal("AgentGateway0", result.GetProperty("serverName").GetString());
+        Assert.Equal(JsonValueKind.Number, result.GetProperty("vdnid").ValueKind);
+        Assert.False(result.GetProperty("isForceChange").GetBoolean());
+        Assert.Equal(JsonValueKind.Number, result.GetProperty("timeRemaining").ValueKind);
+    }
+
+    [Fact]
+    public async Task Without_callback_and_token_the_agent_is_in_poll_mode()
+    {
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        using var _ = await simulator.SignInAsync("1001", new { callBackUri = "http://127.0.0.1:1/cb" });
+
+        Assert.Equal("poll", simulator.State.GetAgent("1001")!.Mode);
+    }
+
+    public static TheoryData<string, object> InvalidBodies => new()
+    {
+        { "1001", new { password = new string('p', 33) } },
+        { "1001", new { password = "" } },
+        { "1001", new { phonenum = new string('1', 25) } },
+        { "1001", new { agenttype = 5 } },
+        { "1001", new { status = 6 } },
+        { "1001", new { ip = "10.0.0.256" } },
+        { "1001", new { ip = "::1" } },
+        { "1001", new { vcPhoneNumber = new string('1', 25) } },
+        { "1001", new { serviceToken = "has-dash", callBackUri = "http://127.0.0.1/cb" } },
+        { "1001", new { serviceToken = new string('a', 51), callBackUri = "http://127.0.0.1/cb" } },
+        { "1001", new { serviceToken = "abc", callBackUri = "http://127.0.0.1/" + new string('a', 200) } },
+        { "1001", new { serviceToken = "abc", callBackUri = "not a uri" } },
+        { "1001", new { serviceworkid = new string('w', 31) } },
+        { "100", new { } },
+        { "60000", new { } },
+        { "01001", new { } },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidBodies))]
+    public async Task Rejects_invalid_fields_with_100_001(string agentId, object fields)
+    {
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        using var response = await simulator.SignInAsync(agentId, fields);
+        var answer = await Gateway.ReadAsync(response);
+
+        Assert.Equal("100-001", answer.Retcode);
+        Assert.Null(simulator.State.GetAgent(agentId));
+    }
+
+    [Fact]
+    public async Task Rejects_a_body_that_is_not_json()
+    {
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        using var content = new StringContent("password=x");
+        using var response = await simulator.Client.PutAsync("/agentgateway/resource/onlineagent/1001", content);
+
+        Assert.Equal("100-001", (await Gateway.ReadAsync(response)).Retcode);
+    }
+
+    [Fact]
+    public async Task Second_sign_in_answers_100_002_and_forcelogin_replaces_the_session()
+    {
+        await using var receiver = await CallbackReceiver.StartAsync();
+        await using var simulator = await SimulatorHost.StartAsync();
+        var oldGuid = await simulator.SignInPushAsync("1001", receiver.Url);
+
+        using var again = await simulator.SignInAsync("1001");
+        using var forced = await simulator.SignInAsync("1001", new { callBackUri = receiver.Url, serviceToken = "token2" }, force: true);
+
+        Assert.Equal("100-002", (await Gateway.ReadAsync(again)).Retcode);
+        Assert.Equal("0", (await Gateway.ReadAsync(forced)).Retcode);
+        var newGuid = forced.Headers.GetValues("Guid").Single();
+        Assert.NotEqual(oldGuid, newGuid);
+        using var staleHeartbeat = await simulator.SendAsync(HttpMethod.Post, "1001/handshake", oldGuid);
+        Assert.Equal("100-006", (await Gateway.ReadAsync(staleHeartbeat)).Retcode);
+
+        // The replaced session ends with its own ShutdownService, in order, before the new session's events.
+        await Eventually.HoldsAsync(() => receiver.Received.Count == 3, "three pushes");
+        var pushes = receiver.Received.ToArray();
+        Assert.Equal(["AgentOther_ShutdownService"], pushes[1].EventTypes);
+        Assert.Equal((oldGuid, "token1"), (pushes[1].Guid, pushes[1].ServiceToken));
+        Assert.Equal((newGuid, "token2"), (pushes[2].Guid, pushes[2].ServiceToken));
+    }
+
+    [Fact]
+    public async Task Applies_configured_accounts()
+    {
+        await using var simulator = await SimulatorHost.StartAsync(new()
+        {
+            ["Simulator:Accounts:1001:Password"] = "right",
+            ["Simulator:Accounts:1002:Locked"] = "true",
+            ["Simulator:Accounts:1003:ForceLoginAllowed"] = "false",
+        });
+
+        using var wrong = await simulator.SignInAsync("1001", new { password = "wrong" });
+        using var right = await simulator.SignInAsync("1001", new { password = "right" });
+        using var locked = await simulator.SignInAsync("1002");
+        using var first = await simulator.SignInAsync("1003");
+        using var forced = await simulator.SignInAsync("1003", force: true);
+        using var anyPassword = await simulator.SignInAsync("1004", new { password = "whatever" });
+
+        Assert.Equal("100-004", (await Gateway.ReadAsync(wrong)).Retcode);
+        Assert.Equal("0", (await Gateway.ReadAsync(right)).Retcode);
+        Assert.Equal("110-016", (await Gateway.ReadAsync(locked)).Retcode);
+        Assert.Equal("0", (await Gateway.ReadAsync(first)).Retcode);
+        Assert.Equal("100-015", (await Gateway.ReadAsync(forced)).Retcode);
+        Assert.Equal("0", (await Gateway.ReadAsync(anyPassword)).Retcode);
+    }
+
+    [Fact]
+    public async Task Sign_in_during_a_pending_sign_out_answers_100_021()
+    {
+        await using var simulator = await SimulatorHost.StartAsync(new() { ["Simulator:SignOutDuration"] = "00:00:05" });
+        using var signIn = await simulator.SignInAsync("1001");
+        var guid = signIn.Headers.GetValues("Guid").Single();
+        using var logout = await simulator.SendAsync(HttpMethod.Delete, "1001/logout", guid);
+
+        using var tooEarly = await simulator.SignInAsync("1001");
+        simulator.Time.Advance(TimeSpan.FromSeconds(5));
+        using var later = await simulator.SignInAsync("1001");
+
+        Assert.Equal("100-021", (await Gateway.ReadAsync(tooEarly)).Retcode);
+        Assert.Equal("0", (await Gateway.ReadAsync(later)).Retcode);
+    }
+
+    [Theory]
+    [InlineData(4, new[] { "AgentOther_InService", "AgentState_Ready" })]
+    [InlineData(3, new[] { "AgentOther_InService", "AgentState_SetNotReady_Success" })]
+    [InlineData(5, new[] { "AgentOther_InService", "AgentState_Work" })]
+    public async Task Pushes_sign_in_events_for_the_requested_status(int status, string[] expected)
+    {
+        await using var receiver = await CallbackReceiver.StartAsync();
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        await simulator.SignInPushAsync("1001", receiver.Url, fields: new { status });
+
+        await Eventually.HoldsAsync(() => !receiver.Received.IsEmpty, "the sign-in push");
+        Assert.Equal(expected, receiver.Received.Single().EventTypes);
+    }
+
+    [Fact]
+    public async Task Pushes_linkage_capability_when_phone_linkage_is_on()
+    {
+        await using var receiver = await CallbackReceiver.StartAsync();
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        await simulator.SignInPushAsync("1001", receiver.Url, fields: new { phonelinkage = true });
+
+        await Eventually.HoldsAsync(() => !receiver.Received.IsEmpty, "the sign-in push");
+        Assert.Equal(["AgentOther_InService", "AgentEvent_linkageCapability", "AgentState_Ready"], receiver.Received.Single().EventTypes);
+    }
+}

@@ -147,6 +147,36 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
     }
 
     [Fact]
+    public async Task The_end_of_the_replaced_session_after_a_forced_sign_in_does_not_drop_the_new_one()
+    {
+        await using var hub = await StartHubAsync(new Dictionary<string, string?> { ["Sessions:ForceLogin"] = "true" });
+        using (var signIn = await hub.SignInAsync(Agent))
+        {
+            signIn.EnsureSuccessStatusCode();
+        }
+
+        // We wrongly believe the session gone (the gateway still has it): the keeper signs in, is told
+        // "already signed in", forces — and the gateway ends the old session with AgentOther_ShutdownService.
+        await EventRows.ScalarAsync<int>(Database, $"UPDATE agent_sessions SET state = 'lost', next_sign_in_at = now() - interval '1 hour' WHERE agent_id = {Agent}");
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        var keeper = hub.App.Services.GetRequiredService<SessionKeeper>();
+        await keeper.TickAsync(CancellationToken.None);
+        await Database.WaitForRowsAsync(5, Agent); // InService, Ready, ShutdownService (old), InService, Ready
+        for (var i = 0; i < 4; i++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(30));
+            await keeper.TickAsync(CancellationToken.None);
+        }
+
+        var types = (await EventRows.ReadAsync(Database, Agent)).Select(r => r.EventType).ToList();
+        Assert.Contains("AgentOther_ShutdownService", types);
+        var session = (await hub.Api.GetFromJsonAsync<JsonObject>($"/api/agents/{Agent}/session"))!;
+        Assert.Equal("active", session["state"]!.GetValue<string>());
+        Assert.Single(await Gateway.RequestsAsync(Agent), r => r!["path"]!.GetValue<string>().EndsWith("/forcelogin", StringComparison.Ordinal));
+        Assert.True((await Gateway.GetAgentAsync(Agent))["signedIn"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public async Task A_locked_account_is_reported_and_not_retried_in_a_loop()
     {
         await using var hub = await StartHubAsync(new Dictionary<string, string?>

@@ -33,14 +33,27 @@ internal sealed partial class AgentSessions
         }
     }
 
-    /// <summary>Marks an active session lost, e.g. on an <c>AgentOther_ShutdownService</c> event.</summary>
-    public async Task MarkLostAsync(int agentId, string reason, CancellationToken cancellationToken)
+    /// <summary>
+    /// An <c>AgentOther_ShutdownService</c> event arrived: the session it names is over. Its <c>loginTime</c> tells
+    /// which session that was — after a forced sign-in the gateway ends the replaced session this way, and that
+    /// must not make us drop the new one (and sign in again, and force again…).
+    /// </summary>
+    public async Task SignedOutByGatewayAsync(int agentId, string? endedLoginTime, CancellationToken cancellationToken)
     {
         var session = await db.AgentSessions.SingleOrDefaultAsync(s => s.AgentId == agentId, cancellationToken);
-        if (session is { State: AgentSessionState.Active })
+        if (session is not { State: AgentSessionState.Active })
         {
-            await MarkLostAsync(session, reason);
+            return;
         }
+
+        var currentLoginTime = LoginTimes.Read(session.GatewayResult);
+        if (endedLoginTime is not null && currentLoginTime is not null && endedLoginTime != currentLoginTime)
+        {
+            LogOldSessionEnded(agentId);
+            return;
+        }
+
+        await MarkLostAsync(session, "The gateway signed the agent out (AgentOther_ShutdownService).");
     }
 
     private async Task MarkLostAsync(AgentSession session, string reason)
@@ -138,6 +151,9 @@ internal sealed partial class AgentSessions
         pendingTokens.Remember(session.AgentId, token);
         return token;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The gateway ended an earlier session of agent {AgentId}; the current one goes on")]
+    private partial void LogOldSessionEnded(int agentId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Session of agent {AgentId} lost: {Reason}; {Next}")]
     private partial void LogLost(int agentId, string reason, string next);

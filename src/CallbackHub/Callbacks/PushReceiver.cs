@@ -102,9 +102,9 @@ internal sealed partial class PushReceiver(
                 signal.Notify();
             }
 
-            if (batch.Events.Any(e => e.EventType == ShutdownServiceEvent))
+            if (batch.Events.LastOrDefault(e => e.EventType == ShutdownServiceEvent) is { } shutdown)
             {
-                await OnSignedOutByGatewayAsync(batch.AgentId);
+                await OnSignedOutByGatewayAsync(batch.AgentId, shutdown.ContentJson);
             }
 
             return null;
@@ -123,13 +123,13 @@ internal sealed partial class PushReceiver(
     /// The gateway says it signed the agent out (protocol notes §5): the session is lost, and the keeper signs
     /// it in again when it can. The events are already stored, so a failure here must not fail the push.
     /// </summary>
-    private async Task OnSignedOutByGatewayAsync(int agentId)
+    private async Task OnSignedOutByGatewayAsync(int agentId, string contentJson)
     {
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<Agents.AgentSessions>().MarkLostAsync(
-                agentId, $"The gateway signed the agent out ({ShutdownServiceEvent}).", CancellationToken.None);
+            await scope.ServiceProvider.GetRequiredService<Agents.AgentSessions>().SignedOutByGatewayAsync(
+                agentId, Agents.LoginTimes.Read(contentJson), CancellationToken.None);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
         {

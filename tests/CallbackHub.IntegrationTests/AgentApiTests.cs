@@ -50,6 +50,36 @@ public sealed class AgentApiTests(PostgresFixture postgres, RabbitMqFixture rabb
     }
 
     [Fact]
+    public async Task A_graceful_shutdown_signs_the_instances_agents_out()
+    {
+        await SignInAsync();
+
+        await Hub.DisposeAsync(); // what SIGTERM does
+
+        var logout = Assert.Single(await Gateway.RequestsAsync(Agent), r => r!["method"]!.GetValue<string>() == "DELETE");
+        Assert.EndsWith("/logout", logout!["path"]!.GetValue<string>());
+        Assert.False((await Gateway.GetAgentAsync(Agent))["signedIn"]!.GetValue<bool>());
+        Assert.Equal("signed-out", await EventRows.ScalarAsync<string>(Database, $"SELECT state FROM agent_sessions WHERE agent_id = {Agent}"));
+    }
+
+    [Fact]
+    public async Task Without_sign_out_on_shutdown_the_agent_stays_in_and_its_lease_is_handed_back()
+    {
+        await using var keeping = await StartHubAsync(new Dictionary<string, string?> { ["Sessions:SignOutOnShutdown"] = "false" });
+        using (var signIn = await keeping.SignInAsync(1003))
+        {
+            signIn.EnsureSuccessStatusCode();
+        }
+
+        Assert.NotNull(await EventRows.ScalarAsync<string>(Database, "SELECT owner_instance FROM agent_sessions WHERE agent_id = 1003"));
+        await keeping.DisposeAsync();
+
+        Assert.DoesNotContain(await Gateway.RequestsAsync(1003), r => r!["method"]!.GetValue<string>() == "DELETE");
+        Assert.True((await Gateway.GetAgentAsync(1003))["signedIn"]!.GetValue<bool>());
+        Assert.Null(await EventRows.ScalarAsync<string>(Database, "SELECT owner_instance FROM agent_sessions WHERE agent_id = 1003"));
+    }
+
+    [Fact]
     public async Task Gateway_refusals_come_back_as_problem_details_with_the_gateways_retcode()
     {
         using var response = await Hub.SignInAsync(1009, new { password = "wrong-password", phoneNumber = "88009" });

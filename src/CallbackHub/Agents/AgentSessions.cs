@@ -83,6 +83,9 @@ internal sealed partial class AgentSessions(
             s.LastHeartbeatAt = null;
             s.NextSignInAt = null;
             s.SignInFailures = 0;
+            // The instance that signed the agent in keeps it, until it stops renewing the lease.
+            s.OwnerInstance = Options.InstanceId;
+            s.LeaseExpiresAt = now + Options.LeaseDuration;
             s.LastError = answer.Guid is null ? "The gateway's sign-in answer carried no Guid header." : null;
         });
         LogSignedIn(agentId);

@@ -14,13 +14,13 @@ internal sealed partial class AgentSessions
         switch (session)
         {
             case { State: AgentSessionState.Active, Guid: not null }:
-                var lastAnswer = session.LastHeartbeatAt ?? session.SignedInAt ?? now;
-                if (now - lastAnswer >= Options.GatewaySessionTimeout)
+                var sinceLastAnswer = now - (session.LastHeartbeatAt ?? session.SignedInAt ?? now);
+                if (sinceLastAnswer >= Options.GatewaySessionTimeout)
                 {
                     // The gateway signs an agent out after this long without a heartbeat: it is gone.
                     await MarkLostAsync(session, $"No heartbeat was answered for {Options.GatewaySessionTimeout}; the gateway has signed the agent out.");
                 }
-                else if (now - (session.LastHeartbeatAt ?? session.SignedInAt ?? now) >= Options.HeartbeatInterval)
+                else if (sinceLastAnswer >= Options.HeartbeatInterval)
                 {
                     await HeartbeatAsync(session, now, cancellationToken);
                 }

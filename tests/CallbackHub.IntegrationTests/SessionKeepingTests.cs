@@ -118,7 +118,8 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
         // …and a gateway that dropped the session where no push could tell (the old callback is gone).
         using var dropped = await Gateway.Http.PostAsync($"/simulator/agents/{Agent}/sign-out?reason=test", null);
 
-        _clock.Advance(TimeSpan.FromSeconds(30));
+        // Past the first instance's lease (30 s): it never handed it back.
+        _clock.Advance(TimeSpan.FromSeconds(31));
         await other.App.Services.GetRequiredService<SessionKeeper>().TickAsync(CancellationToken.None);
 
         var session = (await other.Api.GetFromJsonAsync<JsonObject>($"/api/agents/{Agent}/session"))!;
@@ -206,7 +207,8 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
         await Hub.DisposeAsync(); // graceful, but with Sessions:SignOutOnShutdown off (below) the agent stays in
 
         await using var restarted = await StartHubAsync(new Dictionary<string, string?> { ["Sessions:SignOutOnShutdown"] = "false" });
-        _clock.Advance(TimeSpan.FromSeconds(30));
+        // The stopped instance's lease (30 s from sign-in) lapses; then the new one takes the session over.
+        _clock.Advance(TimeSpan.FromSeconds(31));
         await restarted.App.Services.GetRequiredService<SessionKeeper>().TickAsync(CancellationToken.None);
 
         var requests = await Gateway.RequestsAsync(Agent);

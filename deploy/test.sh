@@ -14,6 +14,7 @@ readonly official_postgres=postgres:15.10-alpine
 readonly official_rabbitmq=rabbitmq:3.13.7-management-alpine
 readonly local_postgres=callbackhub-local/postgres:15
 readonly local_rabbitmq=callbackhub-local/rabbitmq:3.10
+readonly local_base=callbackhub-local/base:bookworm
 readonly dockerd_log="${TMPDIR:-/tmp}/callbackhub-dockerd.log"
 
 log() { printf '[test] %s\n' "$*"; }
@@ -83,10 +84,20 @@ choose_images() {
   log "images: $CALLBACKHUB_TEST_POSTGRES_IMAGE, $CALLBACKHUB_TEST_RABBITMQ_IMAGE"
 }
 
+# The container tests (tests/CallbackHub.ContainerTests) build the service images FROM this image; the local
+# Debian base (made with the images above) serves where no registry answers.
+choose_runtime_image() {
+  if [[ -z "${CALLBACKHUB_TEST_RUNTIME_IMAGE:-}" ]] && docker image inspect "$local_base" >/dev/null 2>&1; then
+    export CALLBACKHUB_TEST_RUNTIME_IMAGE="$local_base"
+  fi
+  log "service images built FROM ${CALLBACKHUB_TEST_RUNTIME_IMAGE:-the default runtime image of deploy/Dockerfile}"
+}
+
 install_missing_packages
 start_docker_engine
 pin_docker_api_version
 choose_images
+choose_runtime_image
 # Ryuk (Testcontainers' reaper) is itself an image from a registry; the fixtures remove their containers.
 export TESTCONTAINERS_RYUK_DISABLED="${TESTCONTAINERS_RYUK_DISABLED:-true}"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1

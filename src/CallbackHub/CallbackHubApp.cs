@@ -2,6 +2,7 @@ using CallbackHub.Agents;
 using CallbackHub.Callbacks;
 using CallbackHub.Gateway;
 using CallbackHub.Hosting;
+using CallbackHub.Observability;
 using CallbackHub.Publishing;
 using CallbackHub.Storage;
 
@@ -36,6 +37,7 @@ public static class CallbackHubApp
         services.AddScoped<AgentSessions>();
         services.AddSingleton<SessionKeeper>();
         services.AddHostedService(provider => provider.GetRequiredService<SessionKeeper>());
+        services.AddObservability();
 
         configure?.Invoke(builder);
 
@@ -44,6 +46,7 @@ public static class CallbackHubApp
         app.UseStatusCodePages();
         app.MapCallbackEndpoints();
         app.MapAgentEndpoints();
+        app.MapObservability();
         return app;
     }
 }

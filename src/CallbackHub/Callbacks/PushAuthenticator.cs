@@ -46,9 +46,12 @@ internal sealed class PushAuthenticator(NpgsqlDataSource dataSource, TimeProvide
 
     private async Task<Credentials> LoadAsync(int agentId, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(
-            "SELECT state, token_hash, previous_token_hash, previous_token_valid_until FROM agent_sessions WHERE agent_id = $1");
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(
+            "SELECT state, token_hash, previous_token_hash, previous_token_valid_until FROM agent_sessions WHERE agent_id = $1", connection);
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = agentId });
+        // Runs for every agent every SessionCacheTtl: prepared once per connection, like the append.
+        await command.PrepareAsync(cancellationToken);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {

@@ -14,6 +14,12 @@ internal sealed class GatewayOptions
     /// <summary>Time limit of one call to the gateway.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>PEM file of CA certificates trusted for the gateway's HTTPS, besides the system store (a private CA).</summary>
+    public string? TrustedCaFile { get; set; }
+
+    /// <summary>SHA-256 (or SHA-1) thumbprint, hex, of the one gateway certificate trusted as is (a self-signed gateway).</summary>
+    public string? TrustedCertificateThumbprint { get; set; }
+
     public Uri CallbackUri => new(CallbackBaseUrl.TrimEnd('/') + CallbackPath);
 
     public static IEnumerable<string> Validate(GatewayOptions o)
@@ -35,6 +41,42 @@ internal sealed class GatewayOptions
         if (o.Timeout <= TimeSpan.Zero)
         {
             yield return "Gateway:Timeout must be positive.";
+        }
+
+        if (!string.IsNullOrEmpty(o.TrustedCaFile) && !File.Exists(o.TrustedCaFile))
+        {
+            yield return $"Gateway:TrustedCaFile names '{o.TrustedCaFile}', which does not exist (a PEM file of CA certificates).";
+        }
+        else if (!string.IsNullOrEmpty(o.TrustedCaFile) && !HasPemCertificate(o.TrustedCaFile))
+        {
+            yield return $"Gateway:TrustedCaFile '{o.TrustedCaFile}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).";
+        }
+
+        if (!string.IsNullOrEmpty(o.TrustedCertificateThumbprint)
+            && (o.TrustedCertificateThumbprint.Replace(":", "", StringComparison.Ordinal).Length is not (40 or 64)
+                || !o.TrustedCertificateThumbprint.Replace(":", "", StringComparison.Ordinal).All(char.IsAsciiHexDigit)))
+        {
+            yield return "Gateway:TrustedCertificateThumbprint must be the certificate's SHA-256 (64) or SHA-1 (40) hex digits.";
+        }
+    }
+
+    private static bool HasPemCertificate(string path)
+    {
+        try
+        {
+            var certificates = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+            certificates.ImportFromPemFile(path);
+            var found = certificates.Count > 0;
+            foreach (var certificate in certificates)
+            {
+                certificate.Dispose();
+            }
+
+            return found;
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            return false;
         }
     }
 

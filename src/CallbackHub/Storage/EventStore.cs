@@ -62,6 +62,26 @@ internal sealed class EventStore(NpgsqlDataSource dataSource)
     private async Task<int> TryAppendAsync(
         PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, bool notify, CancellationToken cancellationToken)
     {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        // Without an explicit transaction, the commands of one batch run in one implicit transaction.
+        await using var command = new NpgsqlBatch(connection);
+        var append = BuildAppendCommand(batch, receivedAt, duplicateWindow);
+        command.BatchCommands.Add(append);
+        if (notify)
+        {
+            command.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT pg_notify('{OutboxChannel}', '')"));
+        }
+
+        // Prepared once per physical connection (Npgsql keeps it across pool returns): PostgreSQL then skips
+        // parsing and planning this CTE on every push, which measurably cut its CPU and the ack latency (README).
+        await command.PrepareAsync(cancellationToken);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        return append.RecordsAffected;
+    }
+
+    /// <summary>The append statement with its parameters: the outbox rows as arrays, one element per event.</summary>
+    internal static NpgsqlBatchCommand BuildAppendCommand(PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow)
+    {
         var count = batch.Events.Count;
         var types = new string[count];
         var contents = new string[count];
@@ -77,9 +97,6 @@ internal sealed class EventStore(NpgsqlDataSource dataSource)
             ids[i] = Guid.CreateVersion7(receivedAt);
         }
 
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        // Without an explicit transaction, the commands of one batch run in one implicit transaction.
-        await using var command = new NpgsqlBatch(connection);
         var append = new NpgsqlBatchCommand(AppendSql);
         append.Parameters.Add(new NpgsqlParameter<int> { TypedValue = batch.AgentId });
         append.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = batch.Fingerprint });
@@ -89,13 +106,6 @@ internal sealed class EventStore(NpgsqlDataSource dataSource)
         append.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
         append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt });
         append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt - duplicateWindow });
-        command.BatchCommands.Add(append);
-        if (notify)
-        {
-            command.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT pg_notify('{OutboxChannel}', '')"));
-        }
-
-        await command.ExecuteNonQueryAsync(cancellationToken);
-        return append.RecordsAffected;
+        return append;
     }
 }

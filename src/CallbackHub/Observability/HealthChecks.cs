@@ -1,0 +1,114 @@
+using CallbackHub.Publishing;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
+
+namespace CallbackHub.Observability;
+
+/// <summary>PostgreSQL answers a query through the service's own connection pool.</summary>
+internal sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand("SELECT 1");
+            await command.ExecuteScalarAsync(cancellationToken);
+            return HealthCheckResult.Healthy("PostgreSQL answers.");
+        }
+        catch (Exception exception) when (exception is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            return new HealthCheckResult(context.Registration.FailureStatus, $"PostgreSQL does not answer: {exception.Message}");
+        }
+    }
+}
+
+/// <summary>The outbox is moving: its oldest unpublished event is younger than <c>Outbox:StalledAfter</c>.</summary>
+internal sealed class OutboxHealthCheck(OutboxMonitor monitor, TimeProvider time, IOptions<ObservabilityOptions> options) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var o = options.Value;
+        var snapshot = monitor.Latest;
+        // A status not refreshed for three rounds is unknown, not "fine".
+        if (snapshot is null || time.GetUtcNow() - snapshot.ReadAt > 3 * o.StatusRefresh)
+        {
+            return Task.FromResult(new HealthCheckResult(context.Registration.FailureStatus,
+                snapshot is null ? "The outbox has not been read yet." : $"The outbox could not be read since {snapshot.ReadAt:O}."));
+        }
+
+        var age = monitor.OldestAge(snapshot);
+        var description = $"{snapshot.Backlog} events unpublished, the oldest waiting {age.TotalSeconds:0} s.";
+        return Task.FromResult(age > o.StalledAfter
+            ? new HealthCheckResult(context.Registration.FailureStatus, $"The outbox is stalled: {description} (Outbox:StalledAfter is {o.StalledAfter}).")
+            : HealthCheckResult.Healthy(description));
+    }
+}
+
+/// <summary>
+/// RabbitMQ accepts a connection with the service's credentials. MassTransit's own bus check only follows receive
+/// endpoints, and this service has none (it only publishes), so that check stays "Ready" while the broker is down.
+/// The answer is kept for <c>Outbox:StatusRefresh</c>, so frequent probes do not open a connection each.
+/// </summary>
+internal sealed class RabbitMqHealthCheck(IOptions<RabbitMqOptions> rabbitMq, IOptions<ObservabilityOptions> options, TimeProvider time)
+    : IHealthCheck, IDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private (HealthStatus Status, string Description, DateTimeOffset At)? _last;
+
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_last is not { } last || time.GetUtcNow() - last.At >= options.Value.StatusRefresh)
+            {
+                var (healthy, description) = await ConnectAsync(cancellationToken);
+                last = (healthy ? HealthStatus.Healthy : context.Registration.FailureStatus, description, time.GetUtcNow());
+                _last = last;
+            }
+
+            return new HealthCheckResult(last.Status, last.Description);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<(bool Healthy, string Description)> ConnectAsync(CancellationToken cancellationToken)
+    {
+        if (!RabbitMqAddress.TryParse(rabbitMq.Value.ConnectionString, out var address))
+        {
+            return (false, "ConnectionStrings:RabbitMq is not an amqp:// URI.");
+        }
+
+        var factory = new ConnectionFactory
+        {
+            HostName = address.Host,
+            Port = address.Port,
+            VirtualHost = address.VirtualHost,
+            UserName = address.Username,
+            Password = address.Password,
+            ClientProvidedName = "callbackhub-health",
+            RequestedConnectionTimeout = TimeSpan.FromSeconds(3),
+            Ssl = { Enabled = address.UseTls, ServerName = address.Host },
+        };
+        try
+        {
+            await using var connection = await factory.CreateConnectionAsync(cancellationToken);
+            await connection.CloseAsync(cancellationToken);
+            // Host and vhost only: the URI carries the password.
+            return (true, $"RabbitMQ at {address.Host}:{address.Port} accepts connections.");
+        }
+        catch (Exception exception) when (exception is BrokerUnreachableException or IOException or TimeoutException or OperationCanceledException
+                                          or RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            return (false, $"RabbitMQ at {address.Host}:{address.Port} does not accept connections: {exception.GetBaseException().Message}");
+        }
+    }
+
+    public void Dispose() => _gate.Dispose();
+}

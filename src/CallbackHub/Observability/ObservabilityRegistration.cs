@@ -1,0 +1,85 @@
+using System.Text.Json;
+using CallbackHub.Hosting;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+
+namespace CallbackHub.Observability;
+
+/// <summary>
+/// Health endpoints, Prometheus metrics and the OpenAPI document. Logs need nothing here: the console logger's
+/// JSON formatter is one setting away (<c>Logging__Console__FormatterName=json</c>).
+/// </summary>
+internal static class ObservabilityRegistration
+{
+    /// <summary>Checks that say whether the whole pipeline works: database, broker, outbox.</summary>
+    private const string ReadyTag = "ready";
+
+    /// <summary>Checks that say whether pushes can be taken: only the database (the outbox covers the broker).</summary>
+    private const string AcceptingTag = "accepting";
+
+    public static IServiceCollection AddObservability(this IServiceCollection services)
+    {
+        services.AddValidatedOptions<ObservabilityOptions>(ObservabilityOptions.Section, ObservabilityOptions.Validate);
+        services.AddSingleton<OutboxMonitor>();
+        services.AddHostedService(provider => provider.GetRequiredService<OutboxMonitor>());
+
+        // MassTransit registers its own bus check (tags "ready" and "masstransit"); it follows receive endpoints only,
+        // so the broker connection is checked separately.
+        services.AddSingleton<RabbitMqHealthCheck>();
+        services.AddHealthChecks()
+            .AddCheck<PostgresHealthCheck>("postgres", tags: [ReadyTag, AcceptingTag], timeout: TimeSpan.FromSeconds(5))
+            .AddCheck<RabbitMqHealthCheck>("rabbitmq", tags: [ReadyTag], timeout: TimeSpan.FromSeconds(5))
+            .AddCheck<OutboxHealthCheck>("outbox", tags: [ReadyTag]);
+
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("callbackhub"))
+            .WithMetrics(metrics => metrics
+                .AddMeter(CallbackHubMetrics.MeterName)
+                .AddAspNetCoreInstrumentation()
+                .AddPrometheusExporter());
+
+        services.AddOpenApi();
+        return services;
+    }
+
+    public static WebApplication MapObservability(this WebApplication app)
+    {
+        // Live: the process answers HTTP. No dependency is checked, so an outage never gets replicas restarted.
+        app.MapHealth("/health/live", _ => false);
+        app.MapHealth("/health/ready", check => check.Tags.Contains(ReadyTag));
+        app.MapHealth("/health/accepting", check => check.Tags.Contains(AcceptingTag));
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapOpenApi();
+        return app;
+    }
+
+    /// <summary>
+    /// A health endpoint. Not MapHealthChecks: that resolves the health check service while the app is being built,
+    /// and with it MassTransit's bus, so a wrong broker setting would throw from Build instead of failing the start.
+    /// </summary>
+    private static void MapHealth(this WebApplication app, string pattern, Func<HealthCheckRegistration, bool> predicate) =>
+        app.MapGet(pattern, async (HealthCheckService health, HttpContext context) =>
+            {
+                var report = await health.CheckHealthAsync(predicate, context.RequestAborted);
+                // Degraded is not ready either: a probe must not route traffic to a half-working replica.
+                context.Response.StatusCode = report.Status == HealthStatus.Healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+                context.Response.Headers.CacheControl = "no-store";
+                await WriteAsync(context, report);
+            })
+            .ExcludeFromDescription();
+
+    /// <summary><c>{"status":"Unhealthy","checks":{"postgres":{"status":"Healthy","description":"…"}}}</c></summary>
+    private static Task WriteAsync(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "application/json";
+        var body = new
+        {
+            status = report.Status.ToString(),
+            checks = report.Entries.ToDictionary(
+                e => e.Key,
+                e => new { status = e.Value.Status.ToString(), description = e.Value.Description ?? e.Value.Exception?.Message }),
+        };
+        return JsonSerializer.SerializeAsync(context.Response.Body, body, cancellationToken: context.RequestAborted);
+    }
+}

@@ -1,0 +1,111 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using CallbackHub.IntegrationTests.Infrastructure;
+using CallbackHub.IntegrationTests.Support;
+
+namespace CallbackHub.IntegrationTests;
+
+/// <summary>Health endpoints, Prometheus metrics and the OpenAPI document tell the truth about the pipeline.</summary>
+public sealed partial class ObservabilityTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
+{
+    protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?>
+    {
+        ["Outbox:StatusRefresh"] = "00:00:00.250",
+        ["Outbox:StalledAfter"] = "00:00:02",
+    };
+
+    [Fact]
+    public async Task Live_ready_metrics_and_openapi_answer_on_a_healthy_service()
+    {
+        await SignInAsync();
+        await EventRows.WaitUntilPublishedAsync(Database);
+
+        Assert.Equal(HttpStatusCode.OK, (await HealthAsync("/health/live")).Status);
+        var ready = await EventuallyAsync(() => HealthAsync("/health/ready"), h => h.Status == HttpStatusCode.OK);
+        Assert.Equal(["masstransit-bus", "outbox", "postgres", "rabbitmq"], ready.Body["checks"]!.AsObject().Select(c => c.Key).Order());
+
+        var metrics = await EventuallyAsync(MetricsAsync, m => Gauge(m, "callbackhub_sessions", "state=\"active\"") == 1);
+        Assert.True(Gauge(metrics, "callbackhub_events_stored_total") >= 2);
+        Assert.Equal(0, Gauge(metrics, "callbackhub_outbox_backlog"));
+        Assert.Contains("http_server_request_duration_seconds", metrics, StringComparison.Ordinal);
+
+        var openApi = JsonNode.Parse(await Hub.Callbacks.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)))!;
+        Assert.NotNull(openApi["paths"]!["/api/agents/{agentId}/session"]);
+    }
+
+    [Fact]
+    public async Task Without_RabbitMQ_ready_turns_unready_and_the_backlog_grows_then_drains_when_it_returns()
+    {
+        await SignInAsync();
+        await EventRows.WaitUntilPublishedAsync(Database);
+        await EventuallyAsync(() => HealthAsync("/health/ready"), h => h.Status == HttpStatusCode.OK);
+
+        await RabbitMq.StopAsync();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                var (status, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Work"), Event("AgentState_Ready")]);
+                Assert.Equal(200, status);
+            }
+
+            // Unready, saying why: the broker is away and the outbox stalls; live and accepting stay up (pushes are taken).
+            var unready = await EventuallyAsync(() => HealthAsync("/health/ready"),
+                h => h.Status == HttpStatusCode.ServiceUnavailable && Check(h, "rabbitmq") == "Unhealthy" && Check(h, "outbox") == "Unhealthy",
+                TimeSpan.FromSeconds(60));
+            Assert.Contains("stalled", unready.Body["checks"]!["outbox"]!["description"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, (await HealthAsync("/health/live")).Status);
+            Assert.Equal(HttpStatusCode.OK, (await HealthAsync("/health/accepting")).Status);
+
+            var metrics = await EventuallyAsync(MetricsAsync, m => Gauge(m, "callbackhub_outbox_backlog") >= 6);
+            Assert.True(Gauge(metrics, "callbackhub_outbox_oldest_unpublished_age_seconds") > 0);
+        }
+        finally
+        {
+            await RabbitMq.StartAsync();
+        }
+
+        await EventuallyAsync(MetricsAsync, m => Gauge(m, "callbackhub_outbox_backlog") == 0, TimeSpan.FromSeconds(60));
+        await EventuallyAsync(() => HealthAsync("/health/ready"), h => h.Status == HttpStatusCode.OK, TimeSpan.FromSeconds(60));
+    }
+
+    private async Task<(HttpStatusCode Status, JsonNode Body)> HealthAsync(string path)
+    {
+        using var response = await Hub.Callbacks.GetAsync(new Uri(path, UriKind.Relative));
+        return (response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync())!);
+    }
+
+    private static string? Check((HttpStatusCode Status, JsonNode Body) health, string name) =>
+        health.Body["checks"]?[name]?["status"]?.GetValue<string>();
+
+    private Task<string> MetricsAsync() => Hub.Callbacks.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+
+    /// <summary>The value of a Prometheus sample whose labels contain <paramref name="label"/>; NaN when absent.</summary>
+    private static double Gauge(string metrics, string name, string label = "") =>
+        metrics.Split('\n')
+            .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) && line.Contains(label, StringComparison.Ordinal))
+            .Select(line => double.Parse(SampleValue().Match(line).Groups[1].Value, CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(double.NaN)
+            .First();
+
+    private static async Task<T> EventuallyAsync<T>(Func<Task<T>> read, Func<T, bool> done, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            var value = await read();
+            if (done(value))
+            {
+                return value;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"Not reached in time; last seen: {value}");
+            await Task.Delay(200);
+        }
+    }
+
+    [GeneratedRegex(@"\}\s+(\S+)")]
+    private static partial Regex SampleValue();
+}

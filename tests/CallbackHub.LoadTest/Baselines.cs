@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using CallbackHub.Contracts;
+using MassTransit;
+using Npgsql;
+using RabbitMQ.Client;
+
+namespace CallbackHub.LoadTest;
+
+/// <summary>
+/// This machine's own ceilings, measured with the same concurrency as CallbackHub's dispatcher: what a plain
+/// MassTransit publisher gets confirmed by RabbitMQ, and how many single-row commits PostgreSQL makes.
+/// </summary>
+internal static class Baselines
+{
+    /// <summary>Confirmed sends of <see cref="AgentEventReceived"/> to a durable queue, <paramref name="concurrency"/> in flight.</summary>
+    public static async Task<double> PublishCeilingAsync(string amqpUri, int concurrency, TimeSpan duration)
+    {
+        var uri = new Uri(amqpUri);
+        var queue = $"loadtest-ceiling-{Guid.NewGuid():N}";
+        var bus = Bus.Factory.CreateUsingRabbitMq(rabbit =>
+        {
+            var userInfo = uri.UserInfo.Split(':');
+            var vhost = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/'));
+            rabbit.Host(uri.Host, (ushort)uri.Port, vhost.Length == 0 ? "/" : vhost, h =>
+            {
+                h.Username(Uri.UnescapeDataString(userInfo[0]));
+                h.Password(Uri.UnescapeDataString(userInfo[1]));
+                h.PublisherConfirmation = true; // MassTransit's default, stated: a send completes on the broker's confirm
+            });
+        });
+        await bus.StartAsync();
+        try
+        {
+            var endpoint = await bus.GetSendEndpoint(new Uri($"queue:{queue}"));
+            await endpoint.Send(Message(0)); // declares the durable queue before the clock starts
+            var sent = 0L;
+            var stopAt = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+            var start = Stopwatch.GetTimestamp();
+            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async worker =>
+            {
+                while (Stopwatch.GetTimestamp() < stopAt)
+                {
+                    var message = Message(Interlocked.Increment(ref sent));
+                    await endpoint.Send(message, c => c.MessageId = message.EventId);
+                }
+            }));
+            return sent / Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        finally
+        {
+            await bus.StopAsync();
+            await DeleteQueueAsync(amqpUri, queue);
+        }
+    }
+
+    /// <summary>Autocommitted single-row INSERTs (a jsonb payload like an event's), <paramref name="concurrency"/> connections.</summary>
+    public static async Task<double> CommitCeilingAsync(string connectionString, int concurrency, TimeSpan duration)
+    {
+        await using var dataSource = new NpgsqlDataSourceBuilder(connectionString) { ConnectionStringBuilder = { MaxPoolSize = concurrency + 2 } }.Build();
+        await using (var create = dataSource.CreateCommand(
+            "DROP TABLE IF EXISTS loadtest_commit_ceiling; CREATE TABLE loadtest_commit_ceiling (id bigserial PRIMARY KEY, agent_id int NOT NULL, content jsonb, at timestamptz NOT NULL)"))
+        {
+            await create.ExecuteNonQueryAsync();
+        }
+
+        try
+        {
+            var committed = 0L;
+            var stopAt = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+            var start = Stopwatch.GetTimestamp();
+            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async worker =>
+            {
+                await using var connection = await dataSource.OpenConnectionAsync();
+                await using var insert = new NpgsqlCommand("INSERT INTO loadtest_commit_ceiling (agent_id, content, at) VALUES ($1, $2::jsonb, now())", connection);
+                insert.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 1001 + worker });
+                insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = """{"caller":"13800138000","called":"71001","callid":"1700001234-1","type":"main"}""" });
+                await insert.PrepareAsync();
+                while (Stopwatch.GetTimestamp() < stopAt)
+                {
+                    await insert.ExecuteNonQueryAsync();
+                    Interlocked.Increment(ref committed);
+                }
+            }));
+            return committed / Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        finally
+        {
+            await using var drop = dataSource.CreateCommand("DROP TABLE IF EXISTS loadtest_commit_ceiling");
+            await drop.ExecuteNonQueryAsync();
+        }
+    }
+
+    private static AgentEventReceived Message(long n) => new(
+        NewId.NextGuid(), 1001 + (int)(n % 1000), "AgentEvent_Ringing", n,
+        """{"caller":"13800138000","called":"71001","callid":"1700001234-1","type":"main","feature":"0","mediaAbility":"1"}""",
+        DateTimeOffset.UtcNow, DateTimeOffset.UtcNow);
+
+    private static async Task DeleteQueueAsync(string amqpUri, string queue)
+    {
+        await using var connection = await new ConnectionFactory { Uri = new Uri(amqpUri) }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        await channel.QueueDeleteAsync(queue);
+        await channel.ExchangeDeleteAsync(queue);
+    }
+}

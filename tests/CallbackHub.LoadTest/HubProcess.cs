@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace CallbackHub.LoadTest;
+
+/// <summary>
+/// One CallbackHub running as its own process (<c>dotnet CallbackHub.dll</c>), so that its CPU time and memory
+/// can be read from /proc apart from the load tool's.
+/// </summary>
+internal sealed class HubProcess : IAsyncDisposable
+{
+    public const string ApiKey = "loadtest-api-key-0123456789";
+
+    private readonly Process _process;
+    private readonly StreamWriter _log;
+
+    private HubProcess(Process process, Uri baseUri, StreamWriter log)
+    {
+        _process = process;
+        BaseUri = baseUri;
+        _log = log;
+    }
+
+    public Uri BaseUri { get; }
+    public int Pid => _process.Id;
+
+    public static async Task<HubProcess> StartAsync(LoadOptions options, int index, Uri gateway, string logPath)
+    {
+        var baseUri = new Uri($"http://127.0.0.1:{FreePort()}");
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { options.HubDll! },
+            WorkingDirectory = Path.GetDirectoryName(Path.GetFullPath(options.HubDll!))!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        var env = start.Environment;
+        env["ASPNETCORE_URLS"] = baseUri.ToString();
+        env["ASPNETCORE_ENVIRONMENT"] = "Production";
+        env["ConnectionStrings__Postgres"] = options.Postgres;
+        env["ConnectionStrings__RabbitMq"] = options.RabbitMq;
+        env["Gateway__BaseUrl"] = gateway.ToString().TrimEnd('/');
+        env["Gateway__CallbackBaseUrl"] = baseUri.ToString().TrimEnd('/');
+        env["Management__ApiKey"] = ApiKey;
+        env["Sessions__InstanceId"] = $"loadtest-{index}";
+        foreach (var setting in options.HubEnvironment)
+        {
+            var (key, value) = (setting[..setting.IndexOf('=', StringComparison.Ordinal)], setting[(setting.IndexOf('=', StringComparison.Ordinal) + 1)..]);
+            env[key] = value;
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
+        var log = new StreamWriter(logPath) { AutoFlush = true };
+        process.OutputDataReceived += (_, e) => Write(log, e.Data);
+        process.ErrorDataReceived += (_, e) => Write(log, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var hub = new HubProcess(process, baseUri, log);
+        await hub.WaitUntilReadyAsync();
+        return hub;
+    }
+
+    /// <summary>User + system CPU time of the process so far.</summary>
+    public TimeSpan CpuTime()
+    {
+        // /proc/pid/stat: fields 14 and 15 (utime, stime) in clock ticks, after the parenthesised command name.
+        var stat = File.ReadAllText($"/proc/{Pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ is 100 on Linux
+    }
+
+    /// <summary>Resident memory now and its high-water mark, in MiB.</summary>
+    public (double Rss, double Peak) Memory()
+    {
+        double rss = 0, peak = 0;
+        foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                rss = Kib(line) / 1024;
+            }
+            else if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            {
+                peak = Kib(line) / 1024;
+            }
+        }
+
+        return (rss, peak);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            // SIGTERM: a graceful stop (the dispatcher flushes, agents are signed out).
+            using (var kill = Process.Start("kill", ["-TERM", Pid.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(40));
+            try
+            {
+                await _process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill();
+            }
+        }
+
+        _process.Dispose();
+        await _log.DisposeAsync();
+    }
+
+    private async Task WaitUntilReadyAsync()
+    {
+        using var http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(2) };
+        http.DefaultRequestHeaders.Add("X-Api-Key", ApiKey);
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"CallbackHub exited with code {_process.ExitCode}; see its log.");
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(new Uri("/api/agents", UriKind.Relative));
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new TimeoutException("CallbackHub did not answer within 90 s; see its log.");
+    }
+
+    private static void Write(StreamWriter log, string? line)
+    {
+        if (line is not null)
+        {
+            lock (log)
+            {
+                log.WriteLine(line);
+            }
+        }
+    }
+
+    private static double Kib(string line) =>
+        double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

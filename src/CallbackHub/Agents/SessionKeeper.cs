@@ -22,7 +22,7 @@ internal sealed partial class SessionKeeper(
         UPDATE agent_sessions SET owner_instance = $1, lease_expires_at = $2
         WHERE state IN ('active', 'lost')
           AND (owner_instance = $1 OR owner_instance IS NULL OR lease_expires_at IS NULL OR lease_expires_at < $3)
-        RETURNING agent_id
+        RETURNING agent_id, state, coalesce(last_heartbeat_at, signed_in_at), next_sign_in_at
         """;
 
     private const string OwnedSql = "SELECT agent_id FROM agent_sessions WHERE owner_instance = $1 AND state = 'active'";
@@ -61,9 +61,9 @@ internal sealed partial class SessionKeeper(
             _rosterSignedIn = true;
         }
 
-        var owned = await ClaimLeasesAsync(cancellationToken);
+        var due = await ClaimLeasesAsync(cancellationToken);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken };
-        await Parallel.ForEachAsync(owned, parallel, async (agentId, token) =>
+        await Parallel.ForEachAsync(due, parallel, async (agentId, token) =>
         {
             await using var scope = scopes.CreateAsyncScope();
             await scope.ServiceProvider.GetRequiredService<AgentSessions>().KeepAsync(agentId, token);
@@ -85,6 +85,10 @@ internal sealed partial class SessionKeeper(
         }
     }
 
+    /// <summary>
+    /// Renews (or takes) this instance's leases in one statement and returns the agents with something due:
+    /// a heartbeat, or a sign-in of a lost session. The rest cost nothing more this round.
+    /// </summary>
     private async Task<List<int>> ClaimLeasesAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
@@ -92,7 +96,22 @@ internal sealed partial class SessionKeeper(
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = options.Value.InstanceId });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now + options.Value.LeaseDuration });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
-        return await ReadIdsAsync(command, cancellationToken);
+        var due = new List<int>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var lastAnswer = reader.IsDBNull(2) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(2);
+            var nextSignIn = reader.IsDBNull(3) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(3);
+            var isDue = reader.GetString(1) == "active"
+                ? lastAnswer is null || now - lastAnswer >= options.Value.HeartbeatInterval
+                : nextSignIn is null || nextSignIn <= now;
+            if (isDue)
+            {
+                due.Add(reader.GetInt32(0));
+            }
+        }
+
+        return due;
     }
 
     /// <summary>

@@ -26,6 +26,10 @@ public sealed class ConfigurationTests
     [InlineData("Management__ApiKey", null, "Management:ApiKey")]
     [InlineData("Management__ApiKey", "short", "Management:ApiKey")]
     [InlineData("Callbacks__DuplicateWindow", "00:00:30", "Callbacks:DuplicateWindow")]
+    [InlineData("Gateway__TrustedCaFile", "/no/such/ca.pem", "Gateway:TrustedCaFile")]
+    [InlineData("Gateway__TrustedCertificateThumbprint", "not-hex", "Gateway:TrustedCertificateThumbprint")]
+    [InlineData("Sessions__HeartbeatInterval", "00:03:00", "Sessions:HeartbeatInterval")]
+    [InlineData("Agents__0__AgentId", "99", "Agents:0:AgentId")]
     public async Task A_missing_or_invalid_setting_stops_the_start_naming_the_key(string key, string? value, string named)
     {
         var settings = new Dictionary<string, string>(Valid);

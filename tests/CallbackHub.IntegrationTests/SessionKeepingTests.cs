@@ -109,6 +109,21 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
     }
 
     [Fact]
+    public async Task A_sign_in_interrupted_by_a_dead_instance_is_taken_as_lost_and_made_again()
+    {
+        // An instance died between claiming the roster agent's session and hearing the gateway's answer.
+        var started = _clock.GetUtcNow() - TimeSpan.FromHours(1);
+        await EventRows.ScalarAsync<int>(Database,
+            $"INSERT INTO agent_sessions (agent_id, state, sign_in_started_at, updated_at, sign_in_failures) VALUES ({RosterAgent}, 'signing-in', '{started:O}', '{started:O}', 0)");
+
+        await TickAsync();                         // the roster leaves a sign-in under way alone…
+        await AdvanceAsync(TimeSpan.FromSeconds(1)); // …but one this old is dead: lost, then signed in again
+
+        Assert.Equal("active", (await SessionAsync(RosterAgent))["state"]!.GetValue<string>());
+        Assert.True((await Gateway.GetAgentAsync(RosterAgent))["signedIn"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public async Task A_heartbeat_answered_not_signed_in_marks_the_session_lost_with_the_reason()
     {
         await SignInAsync();

@@ -30,6 +30,12 @@ internal sealed partial class AgentSessions
             case { State: AgentSessionState.Lost } when session.NextSignInAt <= now && credentials.TryGet(agentId, out var request):
                 await SignInAsync(agentId, request, automatic: true, cancellationToken);
                 break;
+
+            // A sign-in never finishes this late: the instance making it died. Its outcome is unknown, so the
+            // session is lost (its token still taken) and signed in again where credentials are known.
+            case { State: AgentSessionState.SigningIn } when now - (session.SignInStartedAt ?? now) >= Options.GatewaySessionTimeout:
+                await MarkLostAsync(session, "A sign-in was interrupted (its instance stopped before the gateway answered).");
+                break;
         }
     }
 

@@ -20,9 +20,9 @@ internal sealed partial class SessionKeeper(
 {
     private const string ClaimSql = """
         UPDATE agent_sessions SET owner_instance = $1, lease_expires_at = $2
-        WHERE state IN ('active', 'lost')
+        WHERE state IN ('active', 'lost', 'signing-in')
           AND (owner_instance = $1 OR owner_instance IS NULL OR lease_expires_at IS NULL OR lease_expires_at < $3)
-        RETURNING agent_id, state, coalesce(last_heartbeat_at, signed_in_at), next_sign_in_at
+        RETURNING agent_id, state, coalesce(last_heartbeat_at, signed_in_at), next_sign_in_at, sign_in_started_at
         """;
 
     private const string OwnedSql = "SELECT agent_id FROM agent_sessions WHERE owner_instance = $1 AND state = 'active'";
@@ -102,9 +102,13 @@ internal sealed partial class SessionKeeper(
         {
             var lastAnswer = reader.IsDBNull(2) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(2);
             var nextSignIn = reader.IsDBNull(3) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(3);
-            var isDue = reader.GetString(1) == "active"
-                ? lastAnswer is null || now - lastAnswer >= options.Value.HeartbeatInterval
-                : nextSignIn is null || nextSignIn <= now;
+            var signInStarted = reader.IsDBNull(4) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(4);
+            var isDue = reader.GetString(1) switch
+            {
+                "active" => lastAnswer is null || now - lastAnswer >= options.Value.HeartbeatInterval,
+                "lost" => nextSignIn is null || nextSignIn <= now,
+                _ => signInStarted is null || now - signInStarted >= options.Value.GatewaySessionTimeout,
+            };
             if (isDue)
             {
                 due.Add(reader.GetInt32(0));

@@ -11,29 +11,34 @@ internal sealed partial class AgentSessions
     {
         var session = await db.AgentSessions.SingleOrDefaultAsync(s => s.AgentId == agentId, cancellationToken);
         var now = time.GetUtcNow();
-        switch (session)
+        var lastAnswer = session?.LastHeartbeatAt ?? session?.SignedInAt;
+        if (session is null || !Options.IsDue(session.State, lastAnswer, session.NextSignInAt, session.SignInStartedAt, now))
         {
-            case { State: AgentSessionState.Active, Guid: not null }:
-                var sinceLastAnswer = now - (session.LastHeartbeatAt ?? session.SignedInAt ?? now);
-                if (sinceLastAnswer >= Options.GatewaySessionTimeout)
+            return;
+        }
+
+        switch (session.State)
+        {
+            case AgentSessionState.Active when session.Guid is not null:
+                if (now - (lastAnswer ?? now) >= Options.GatewaySessionTimeout)
                 {
                     // The gateway signs an agent out after this long without a heartbeat: it is gone.
                     await MarkLostAsync(session, $"No heartbeat was answered for {Options.GatewaySessionTimeout}; the gateway has signed the agent out.");
                 }
-                else if (sinceLastAnswer >= Options.HeartbeatInterval)
+                else
                 {
                     await HeartbeatAsync(session, now, cancellationToken);
                 }
 
                 break;
 
-            case { State: AgentSessionState.Lost } when session.NextSignInAt <= now && credentials.TryGet(agentId, out var request):
+            case AgentSessionState.Lost when credentials.TryGet(agentId, out var request):
                 await SignInAsync(agentId, request, automatic: true, cancellationToken);
                 break;
 
-            // A sign-in never finishes this late: the instance making it died. Its outcome is unknown, so the
-            // session is lost (its token still taken) and signed in again where credentials are known.
-            case { State: AgentSessionState.SigningIn } when now - (session.SignInStartedAt ?? now) >= Options.GatewaySessionTimeout:
+            // Its outcome is unknown, so the session is lost (its token still taken) and signed in again where
+            // credentials are known.
+            case AgentSessionState.SigningIn:
                 await MarkLostAsync(session, "A sign-in was interrupted (its instance stopped before the gateway answered).");
                 break;
         }

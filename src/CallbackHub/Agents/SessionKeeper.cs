@@ -100,16 +100,8 @@ internal sealed partial class SessionKeeper(
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var lastAnswer = reader.IsDBNull(2) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(2);
-            var nextSignIn = reader.IsDBNull(3) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(3);
-            var signInStarted = reader.IsDBNull(4) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(4);
-            var isDue = reader.GetString(1) switch
-            {
-                "active" => lastAnswer is null || now - lastAnswer >= options.Value.HeartbeatInterval,
-                "lost" => nextSignIn is null || nextSignIn <= now,
-                _ => signInStarted is null || now - signInStarted >= options.Value.GatewaySessionTimeout,
-            };
-            if (isDue)
+            if (options.Value.IsDue(
+                    AgentSessionStates.Parse(reader.GetString(1)), NullableTime(reader, 2), NullableTime(reader, 3), NullableTime(reader, 4), now))
             {
                 due.Add(reader.GetInt32(0));
             }
@@ -152,6 +144,9 @@ internal sealed partial class SessionKeeper(
             LogShutdownFailed(e);
         }
     }
+
+    private static DateTimeOffset? NullableTime(NpgsqlDataReader reader, int ordinal) =>
+        reader.IsDBNull(ordinal) ? null : reader.GetFieldValue<DateTimeOffset>(ordinal);
 
     private static async Task<List<int>> ReadIdsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {

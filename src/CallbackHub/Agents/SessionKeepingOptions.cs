@@ -40,6 +40,23 @@ internal sealed class SessionKeepingOptions
     /// <summary>Run the keeper at all (tests drive it by hand).</summary>
     public bool KeeperEnabled { get; set; } = true;
 
+    /// <summary>
+    /// Whether the keeper has something to do for a session now: a heartbeat (or noticing the gateway's silence),
+    /// a sign-in of a lost session, or giving up on a sign-in whose instance died. The one rule for both the
+    /// keeper's lease query and <see cref="AgentSessions.KeepAsync"/>.
+    /// </summary>
+    /// <param name="lastAnswer">The last answered heartbeat, or the sign-in when there was none yet.</param>
+    public bool IsDue(
+        Storage.AgentSessionState state, DateTimeOffset? lastAnswer, DateTimeOffset? nextSignInAt, DateTimeOffset? signInStartedAt, DateTimeOffset now) =>
+        state switch
+        {
+            Storage.AgentSessionState.Active => lastAnswer is null || now - lastAnswer >= HeartbeatInterval,
+            Storage.AgentSessionState.Lost => nextSignInAt is null || nextSignInAt <= now,
+            // A sign-in never takes this long: the instance making it died.
+            Storage.AgentSessionState.SigningIn => signInStartedAt is null || now - signInStartedAt >= GatewaySessionTimeout,
+            _ => false,
+        };
+
     public static IEnumerable<string> Validate(SessionKeepingOptions o)
     {
         if (o.HeartbeatInterval <= TimeSpan.Zero || o.HeartbeatInterval >= o.GatewaySessionTimeout)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using CallbackHub.Agents;
+using CallbackHub.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -17,7 +18,7 @@ internal sealed class PushAuthenticator(NpgsqlDataSource dataSource, TimeProvide
     // than this per agent, so a flood of wrong tokens does not become a flood of queries.
     private static readonly TimeSpan MinReloadInterval = TimeSpan.FromSeconds(1);
 
-    private readonly ConcurrentDictionary<int, Credentials> _cache = new();
+    private readonly ConcurrentDictionary<int, CachedTokens> _cache = new();
 
     public async ValueTask<bool> IsAuthorizedAsync(int agentId, string token, CancellationToken cancellationToken)
     {
@@ -44,7 +45,7 @@ internal sealed class PushAuthenticator(NpgsqlDataSource dataSource, TimeProvide
     /// <summary>Called by whatever changes an agent's tokens or state in this instance, so it applies at once.</summary>
     public void Forget(int agentId) => _cache.TryRemove(agentId, out _);
 
-    private async Task<Credentials> LoadAsync(int agentId, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<CachedTokens> LoadAsync(int agentId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var command = new NpgsqlCommand(
@@ -55,13 +56,13 @@ internal sealed class PushAuthenticator(NpgsqlDataSource dataSource, TimeProvide
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
-            return new Credentials(false, null, null, null, now);
+            return new CachedTokens(false, null, null, null, now);
         }
 
         // A lost session still takes pushes: the gateway may well still have the agent signed in, and
         // refusing would make it give up and drop the events.
-        var acceptsPushes = reader.GetString(0) is "signing-in" or "active" or "lost";
-        return new Credentials(
+        var acceptsPushes = AgentSessionStates.Parse(reader.GetString(0)) is not AgentSessionState.SignedOut;
+        return new CachedTokens(
             acceptsPushes,
             reader.IsDBNull(1) ? null : (byte[])reader[1],
             reader.IsDBNull(2) ? null : (byte[])reader[2],
@@ -69,7 +70,7 @@ internal sealed class PushAuthenticator(NpgsqlDataSource dataSource, TimeProvide
             now);
     }
 
-    private sealed record Credentials(
+    private sealed record CachedTokens(
         bool AcceptsPushes, byte[]? Current, byte[]? Previous, DateTimeOffset? PreviousValidUntil, DateTimeOffset LoadedAt)
     {
         public bool Accepts(byte[] hash, DateTimeOffset now)

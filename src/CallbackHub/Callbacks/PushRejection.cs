@@ -8,7 +8,6 @@ internal sealed record PushRejection(int StatusCode, string Retcode, string Mess
 {
     /// <summary>The gateway's code for "parameter empty or invalid", which its docs also use for a bad token.</summary>
     public const string InvalidParameter = "100-001";
-    public const string NoPermission = "000-003";
     public const string InternalError = "100-007";
 
     public static PushRejection BadRequest(string message) => new(StatusCodes.Status400BadRequest, InvalidParameter, message, "malformed");

@@ -145,6 +145,27 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
     }
 
     [Fact]
+    public async Task A_gateway_unreachable_for_its_two_minute_window_means_the_session_is_lost()
+    {
+        await SignInAsync();
+        await Gateway.App.StopAsync(); // the gateway goes away; every heartbeat now fails to connect
+
+        for (var i = 0; i < 3; i++)
+        {
+            await AdvanceAsync(TimeSpan.FromSeconds(30));
+        }
+
+        var meanwhile = await SessionAsync(Agent);
+        await AdvanceAsync(TimeSpan.FromSeconds(30)); // 120 s since the last answered heartbeat
+
+        Assert.Equal("active", meanwhile["state"]!.GetValue<string>());
+        Assert.Contains("Heartbeat failed", meanwhile["lastError"]!.GetValue<string>());
+        var session = await SessionAsync(Agent);
+        Assert.Equal("lost", session["state"]!.GetValue<string>());
+        Assert.Contains("No heartbeat was answered", session["lastError"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Already_signed_in_is_a_clear_error_unless_force_login_is_allowed()
     {
         using var elsewhere = await Gateway.Http.PutAsync($"/agentgateway/resource/onlineagent/{Agent}",

@@ -2,7 +2,7 @@ using System.Text;
 
 namespace CallbackHub.Benchmarks;
 
-/// <summary>Pushes shaped like the gateway's (protocol notes §6–7): 1, 3 and 5 events.</summary>
+/// <summary>Pushes shaped like the gateway's (docs/gateway-protocol.md §6–7): 1, 3 and 5 events.</summary>
 internal static class Pushes
 {
     private static readonly string[] Events =

@@ -1,6 +1,6 @@
 namespace CallbackHub.Agents;
 
-/// <summary>How sessions are kept alive (protocol notes §2–5). Defaults follow the gateway's own timings.</summary>
+/// <summary>How sessions are kept alive (docs/gateway-protocol.md §2–5). Defaults follow the gateway's own timings.</summary>
 internal sealed class SessionKeepingOptions
 {
     public const string Section = "Sessions";

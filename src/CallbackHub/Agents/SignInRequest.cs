@@ -5,7 +5,7 @@ namespace CallbackHub.Agents;
 
 /// <summary>
 /// Body of <c>PUT /api/agents/{agentId}/session</c>: the agent's credentials and the optional sign-in fields
-/// of the gateway (protocol notes §1). <c>callBackUri</c> and <c>serviceToken</c> are CallbackHub's to set.
+/// of the gateway (docs/gateway-protocol.md §1). <c>callBackUri</c> and <c>serviceToken</c> are CallbackHub's to set.
 /// </summary>
 internal record SignInRequest
 {

@@ -5,7 +5,7 @@ using System.Text.Json;
 namespace CallbackHub.Callbacks;
 
 /// <summary>
-/// Parses and validates a push body (protocol notes §6). Strict where a mistake would store the wrong thing
+/// Parses and validates a push body (docs/gateway-protocol.md §6). Strict where a mistake would store the wrong thing
 /// (agent ids, event types, timestamps), lenient where the gateway's versions differ: <c>content</c> may be
 /// any JSON value or absent (stored as null), an item's <c>workNo</c> may be absent (it is the batch's),
 /// <c>eventGenTime</c> may be absent, a number or a numeric string.

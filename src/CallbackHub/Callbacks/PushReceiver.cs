@@ -120,7 +120,7 @@ internal sealed partial class PushReceiver(
     }
 
     /// <summary>
-    /// The gateway says it signed the agent out (protocol notes §5): the session is lost, and the keeper signs
+    /// The gateway says it signed the agent out (docs/gateway-protocol.md §5): the session is lost, and the keeper signs
     /// it in again when it can. The events are already stored, so a failure here must not fail the push.
     /// </summary>
     private async Task OnSignedOutByGatewayAsync(int agentId, string contentJson)

@@ -20,7 +20,7 @@ internal sealed class GatewayClient(HttpClient http, CallbackHubMetrics metrics,
         SendAsync("logout", HttpMethod.Delete, $"onlineagent/{agentId}/logout", session, null, cancellationToken);
 
     /// <summary>
-    /// The push-mode heartbeat (protocol notes §4); <paramref name="newServiceToken"/>, when given, replaces the
+    /// The push-mode heartbeat (docs/gateway-protocol.md §4); <paramref name="newServiceToken"/>, when given, replaces the
     /// token the gateway sends on later pushes.
     /// </summary>
     public Task<GatewayAnswer> HeartbeatAsync(int agentId, GatewaySession session, string? newServiceToken, CancellationToken cancellationToken) =>

@@ -1,6 +1,6 @@
 namespace CallbackHub.Gateway;
 
-/// <summary>The gateway's error codes (protocol notes §9), in words, for error messages.</summary>
+/// <summary>The gateway's error codes (docs/gateway-protocol.md §9), in words, for error messages.</summary>
 internal static class GatewayRetcodes
 {
     public const string AuthExpired = "000-003";

@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace CallbackHub.Gateway;
 
-/// <summary>The sign-in body, with the gateway's own field names (protocol notes §1). Nulls are not sent.</summary>
+/// <summary>The sign-in body, with the gateway's own field names (docs/gateway-protocol.md §1). Nulls are not sent.</summary>
 internal sealed record GatewaySignIn
 {
     [JsonPropertyName("password")] public required string Password { get; init; }

@@ -43,7 +43,7 @@ internal sealed class SimulatorOptionsValidator : IValidateOptions<SimulatorOpti
 
         foreach (var agentId in options.Accounts.Keys.Where(id => !AgentIds.IsValid(id)))
         {
-            errors.Add($"Simulator:Accounts:{agentId} is not an agent id (101-59999).");
+            errors.Add($"Simulator:Accounts:{agentId} is not an agent id (101-999999).");
         }
 
         ValidatePlay(errors, options.Play);
@@ -64,7 +64,7 @@ internal sealed class SimulatorOptionsValidator : IValidateOptions<SimulatorOpti
 
         if (play.Agents > 0 && (!AgentIds.IsValid(play.FirstAgentId) || !AgentIds.IsValid(play.FirstAgentId + play.Agents - 1)))
         {
-            errors.Add("Simulator:Play:FirstAgentId and Simulator:Play:Agents must keep agent ids within 101-59999.");
+            errors.Add("Simulator:Play:FirstAgentId and Simulator:Play:Agents must keep agent ids within 101-999999.");
         }
     }
 

@@ -41,7 +41,7 @@ public sealed class SignInTests
     public static TheoryData<string, object> InvalidBodies => new()
     {
         { "1001", new { password = new string('p', 33) } },
-        { "1001", new { password = "" } },
+        { "1001", new { password = (string?)null } },
         { "1001", new { phonenum = new string('1', 25) } },
         { "1001", new { agenttype = 5 } },
         { "1001", new { status = 6 } },
@@ -54,7 +54,7 @@ public sealed class SignInTests
         { "1001", new { serviceToken = "abc", callBackUri = "not a uri" } },
         { "1001", new { serviceworkid = new string('w', 31) } },
         { "100", new { } },
-        { "60000", new { } },
+        { "1000000", new { } },
         { "01001", new { } },
     };
 
@@ -69,6 +69,30 @@ public sealed class SignInTests
 
         Assert.Equal("100-001", answer.Retcode);
         Assert.Null(simulator.State.GetAgent(agentId));
+    }
+
+    [Theory]
+    [InlineData("101")]
+    [InlineData("60000")]
+    [InlineData("999999")]
+    public async Task Accepts_agent_ids_from_101_to_999999(string agentId)
+    {
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        using var response = await simulator.SignInAsync(agentId);
+
+        Assert.Equal("0", (await Gateway.ReadAsync(response)).Retcode);
+        Assert.True(simulator.State.GetAgent(agentId)!.SignedIn);
+    }
+
+    [Fact]
+    public async Task Accepts_an_empty_password_as_in_huaweis_example()
+    {
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        using var response = await simulator.SignInAsync("1001", new { password = "" });
+
+        Assert.Equal("0", (await Gateway.ReadAsync(response)).Retcode);
     }
 
     [Fact]

@@ -20,7 +20,7 @@ internal sealed class AgentLifecycle(
     {
         if (!AgentIds.IsValid(agentId))
         {
-            return Fail(RetCodes.InvalidParameter, "agentid must be a number from 101 to 59999");
+            return Fail(RetCodes.InvalidParameter, "agentid must be a number from 101 to 999999");
         }
 
         if (SignInValidation.Check(request) is { } problem)

@@ -7,9 +7,10 @@ internal static class SignInValidation
 {
     public static string? Check(SignInRequest request)
     {
-        if (string.IsNullOrEmpty(request.Password) || request.Password.Length > 32)
+        // Required but may be empty: Huawei's own example signs in with "" (sites without CTI passwords).
+        if (request.Password is null || request.Password.Length > 32)
         {
-            return "password is required and at most 32 characters";
+            return "password is required (it may be empty) and at most 32 characters";
         }
 
         if (string.IsNullOrEmpty(request.PhoneNum) || request.PhoneNum.Length > 24)

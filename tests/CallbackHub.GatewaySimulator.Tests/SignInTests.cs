@@ -15,17 +15,20 @@ public sealed class SignInTests
         Assert.Equal("0", answer.Retcode);
         Assert.Equal("success", answer.Message);
         var guid = response.Headers.GetValues("Guid").Single();
-        Assert.EndsWith(".AgentGateway0", guid, StringComparison.Ordinal);
+        Assert.Matches("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\.AgentGateway0$", guid);
         Assert.Equal($"JSESSIONID={guid}", response.Headers.GetValues("Set-GUID").Single());
         Assert.Contains(response.Headers.GetValues("Set-Cookie"), c => c.StartsWith($"JSESSIONID={guid}", StringComparison.Ordinal));
         var result = answer.Result!.Value;
         Assert.Equal("1001", result.GetProperty("workno").GetString());
         Assert.Equal("TTF", result.GetProperty("mediatype").GetString());
-        Assert.Equal(SimulatorHost.Start.ToUnixTimeMilliseconds(), result.GetProperty("loginTime").GetInt64());
+        Assert.Equal(SimulatorHost.Start.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture), result.GetProperty("loginTime").GetString());
         Assert.Equal("AgentGateway0", result.GetProperty("serverName").GetString());
         Assert.Equal(JsonValueKind.Number, result.GetProperty("vdnid").ValueKind);
-        Assert.False(result.GetProperty("isForceChange").GetBoolean());
-        Assert.Equal(JsonValueKind.Number, result.GetProperty("timeRemaining").ValueKind);
+        Assert.Equal("false", result.GetProperty("isForceChange").GetString());
+        Assert.Equal(JsonValueKind.String, result.GetProperty("timeRemaining").ValueKind);
+        Assert.Equal(
+            ["vdnid", "workno", "mediatype", "loginTime", "isForceChange", "serverName", "timeRemaining"],
+            result.EnumerateObject().Select(p => p.Name));
     }
 
     [Fact]
@@ -174,8 +177,8 @@ public sealed class SignInTests
 
     [Theory]
     [InlineData(4, new[] { "AgentOther_InService", "AgentState_Ready" })]
-    [InlineData(3, new[] { "AgentOther_InService", "AgentState_SetNotReady_Success" })]
-    [InlineData(5, new[] { "AgentOther_InService", "AgentState_Work" })]
+    [InlineData(3, new[] { "AgentOther_InService", "AgentState_Ready", "AgentState_SetNotReady_Success" })]
+    [InlineData(5, new[] { "AgentOther_InService", "AgentState_Ready", "AgentState_Work" })]
     public async Task Pushes_sign_in_events_for_the_requested_status(int status, string[] expected)
     {
         await using var receiver = await CallbackReceiver.StartAsync();
@@ -197,5 +200,41 @@ public sealed class SignInTests
 
         await Eventually.HoldsAsync(() => !receiver.Received.IsEmpty, "the sign-in push");
         Assert.Equal(["AgentOther_InService", "AgentEvent_linkageCapability", "AgentState_Ready"], receiver.Received.Single().EventTypes);
+    }
+
+    [Theory]
+    [InlineData("""{"password":"","phonenum":"40038","status":"3","releasephone":"false","agenttype":"4","phonelinkage":"true","autoanswer":"TRUE"}""")]
+    [InlineData("""{"password":"","phonenum":40038,"status":3,"releasephone":false,"agenttype":4,"phonelinkage":true,"autoanswer":1}""")]
+    public async Task Accepts_numbers_and_booleans_as_strings_or_as_json_values(string body)
+    {
+        await using var receiver = await CallbackReceiver.StartAsync();
+        await using var simulator = await SimulatorHost.StartAsync();
+        var withCallback = body[..^1] + $$""","callBackUri":"{{receiver.Url}}","serviceToken":"token1"}""";
+
+        using var content = new StringContent(withCallback, System.Text.Encoding.UTF8, "application/json");
+        using var response = await simulator.Client.PutAsync("/agentgateway/resource/onlineagent/1001", content);
+
+        Assert.Equal("0", (await Gateway.ReadAsync(response)).Retcode);
+        var agent = simulator.State.GetAgent("1001")!;
+        Assert.Equal((3, "40038"), (agent.Status, agent.PhoneNumber));
+        await Eventually.HoldsAsync(() => !receiver.Received.IsEmpty, "the sign-in push");
+        Assert.Equal(
+            ["AgentOther_InService", "AgentEvent_linkageCapability", "AgentState_Ready", "AgentState_SetNotReady_Success"],
+            receiver.Received.Single().EventTypes);
+    }
+
+    [Theory]
+    [InlineData("""{"password":"","phonenum":"40038","releasephone":"no"}""")]
+    [InlineData("""{"password":"","phonenum":"40038","status":"four"}""")]
+    [InlineData("""{"password":"","phonenum":{"number":"40038"}}""")]
+    public async Task Rejects_scalars_that_are_neither_form(string body)
+    {
+        await using var simulator = await SimulatorHost.StartAsync();
+
+        using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+        using var response = await simulator.Client.PutAsync("/agentgateway/resource/onlineagent/1001", content);
+
+        Assert.Equal("100-001", (await Gateway.ReadAsync(response)).Retcode);
+        Assert.Null(simulator.State.GetAgent("1001"));
     }
 }

@@ -74,6 +74,7 @@ internal sealed class SessionGuids
         currentIssuedAt = now;
     }
 
-    // Shaped like the real gateway's Tomcat session id: hex, then the server route after a dot.
-    private string NewGuid() => $"{Guid.NewGuid():N}.{serverName}";
+    // Shaped like the real gateway's: a hyphenated UUID, then the server route after a dot
+    // (279fe21d-2caa-4437-84c3-ab9e9dae20f5.AgentGateway0; docs/gateway-protocol.md §1).
+    private string NewGuid() => $"{Guid.NewGuid():D}.{serverName}";
 }

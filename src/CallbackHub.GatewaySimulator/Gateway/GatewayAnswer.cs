@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Serialization;
 using CallbackHub.GatewaySimulator.Agents;
 using CallbackHub.GatewaySimulator.Recording;
@@ -26,15 +27,26 @@ internal sealed record GatewayAnswer(
     }
 }
 
-/// <summary>The <c>result</c> of a successful sign-in.</summary>
+/// <summary>
+/// The <c>result</c> of a successful sign-in. Every field is a string except <c>vdnid</c>, as documented
+/// (docs/gateway-protocol.md §1): <c>"loginTime":"1471585949806"</c>, <c>"isForceChange":"false"</c>, <c>"timeRemaining":"9"</c>.
+/// </summary>
 internal sealed record SignInResult(
     [property: JsonPropertyName("vdnid")] int VdnId,
     [property: JsonPropertyName("workno")] string WorkNo,
     [property: JsonPropertyName("mediatype")] string MediaType,
-    [property: JsonPropertyName("loginTime")] long LoginTime,
-    [property: JsonPropertyName("isForceChange")] bool IsForceChange,
+    [property: JsonPropertyName("loginTime")] string LoginTime,
+    [property: JsonPropertyName("isForceChange")] string IsForceChange,
     [property: JsonPropertyName("serverName")] string ServerName,
-    [property: JsonPropertyName("timeRemaining")] int TimeRemaining);
+    [property: JsonPropertyName("timeRemaining")] string TimeRemaining)
+{
+    /// <summary>Huawei's example value; the pages do not say what it counts.</summary>
+    public const string ExampleTimeRemaining = "9";
+
+    // mediatype: CTI server, WebM and MailM flags; the simulator has the CTI server and WebM.
+    public static SignInResult Of(int vdnId, string agentId, AgentSession session, string serverName) =>
+        new(vdnId, agentId, "TTF", session.LoginTimeMs.ToString(CultureInfo.InvariantCulture), "false", serverName, ExampleTimeRemaining);
+}
 
 /// <summary>The <c>result</c> of updateGuid.</summary>
 internal sealed record GuidResult([property: JsonPropertyName("guid")] string Guid);

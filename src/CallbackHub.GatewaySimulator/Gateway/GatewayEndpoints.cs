@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using System.Threading.Channels;
 using CallbackHub.GatewaySimulator.Agents;
 using CallbackHub.GatewaySimulator.Pushing;
@@ -11,9 +10,6 @@ namespace CallbackHub.GatewaySimulator.Gateway;
 /// <summary>The CC-Gateway agent API under /agentgateway/resource/.</summary>
 internal static class GatewayEndpoints
 {
-    // Case-sensitive like the gateway; numbers sent as strings ("status":"4") are tolerated.
-    private static readonly JsonSerializerOptions BodyJson = new() { NumberHandling = JsonNumberHandling.AllowReadingFromString };
-
     public static IEndpointRouteBuilder MapGatewayEndpoints(this IEndpointRouteBuilder app)
     {
         var agent = app.MapGroup("/agentgateway/resource/onlineagent/{agentid}");
@@ -37,11 +33,12 @@ internal static class GatewayEndpoints
         SignInRequest? request;
         try
         {
-            request = await JsonSerializer.DeserializeAsync<SignInRequest>(http.Request.Body, BodyJson, http.RequestAborted);
+            request = await JsonSerializer.DeserializeAsync<SignInRequest>(http.Request.Body, SignInJson.Options, http.RequestAborted);
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
-            request = null;
+            var field = ex.Path is { Length: > 2 } path ? $" ({path[2..]} has an unusable value)" : "";
+            return GatewayAnswer.Reply(http, new GatewayOutcome(RetCodes.InvalidParameter, $"the body must be a JSON object of sign-in fields{field}"));
         }
 
         if (request is null)
@@ -57,8 +54,7 @@ internal static class GatewayEndpoints
 
         http.Response.Headers["Guid"] = outcome.Guid;
         SetGuid(http, outcome.Guid!);
-        var result = new SignInResult(options.VdnId, agentid, "TTF", outcome.Session!.LoginTimeMs,
-            IsForceChange: false, options.ServerName, TimeRemaining: 0);
+        var result = SignInResult.Of(options.VdnId, agentid, outcome.Session!, options.ServerName);
         return GatewayAnswer.Reply(http, outcome, result);
     }
 

@@ -16,6 +16,7 @@ public sealed class GatewaySimulatorState
     private readonly AgentLifecycle lifecycle;
     private readonly PushDelivery delivery;
     private readonly AgentDayPlayer player;
+    private readonly Switchboard switchboard;
     private readonly BoundedLog<RecordedRequest> requests;
     private readonly BoundedLog<PushAttempt> pushes;
 
@@ -24,6 +25,7 @@ public sealed class GatewaySimulatorState
         AgentLifecycle lifecycle,
         PushDelivery delivery,
         AgentDayPlayer player,
+        Switchboard switchboard,
         BoundedLog<RecordedRequest> requests,
         BoundedLog<PushAttempt> pushes)
     {
@@ -31,6 +33,7 @@ public sealed class GatewaySimulatorState
         this.lifecycle = lifecycle;
         this.delivery = delivery;
         this.player = player;
+        this.switchboard = switchboard;
         this.requests = requests;
         this.pushes = pushes;
     }
@@ -87,11 +90,26 @@ public sealed class GatewaySimulatorState
         return await delivery.PushOnceAsync(session, events, serviceToken, guid, cancellationToken);
     }
 
-    /// <summary>Signs the agent out as the gateway would on its own (pushes AgentOther_ShutdownService); false if not signed in.</summary>
-    public bool SignOut(string agentId, string reason = "simulator") => lifecycle.ForceSignOut(agentId, reason);
+    /// <summary>
+    /// Signs the agent out as the gateway would on its own; false if not signed in. AgentOther_ShutdownService is
+    /// pushed as the PushShutdownOnSignOut switch says, unless <paramref name="pushShutdown"/> decides for this once.
+    /// </summary>
+    public bool SignOut(string agentId, string reason = "simulator", bool? pushShutdown = null) =>
+        lifecycle.ForceSignOut(agentId, reason, pushShutdown);
 
     /// <summary>Rotates the agent's Guid now; the previous one stays valid until it expires. Null if not signed in.</summary>
     public string? RotateGuid(string agentId) => lifecycle.RotateGuid(agentId);
+
+    /// <summary>The behaviours that can change at run time (see <see cref="SimulatorSwitches"/>).</summary>
+    public SimulatorSwitches Switches => switchboard.Current;
+
+    /// <summary>Changes the switches that <paramref name="update"/> names; throws ArgumentException (changing nothing) on a bad value.</summary>
+    public SimulatorSwitches UpdateSwitches(SwitchesUpdate update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        var problems = switchboard.Update(update);
+        return problems.Count == 0 ? switchboard.Current : throw new ArgumentException(string.Join("; ", problems));
+    }
 
     public PlayStatus PlayStatus => player.Status;
 
@@ -126,6 +144,7 @@ public sealed class GatewaySimulatorState
                 Guid: session?.Guids.Current,
                 CallBackUri: session?.CallBackUri,
                 ServiceToken: session?.ServiceToken,
+                HeartbeatServiceToken: session?.LastHeartbeatServiceToken,
                 PhoneNumber: session?.PhoneNumber,
                 Status: session?.Status,
                 SignedInAt: session?.SignedInAt,

@@ -38,6 +38,7 @@ public static class SimulatorApp
         services.AddSingleton(sp => new BoundedLog<RecordedRequest>(Recorded(sp)));
         services.AddSingleton(sp => new BoundedLog<PushAttempt>(Recorded(sp)));
         services.AddSingleton<AgentDirectory>();
+        services.AddSingleton<Switchboard>();
         services.AddSingleton<PushSender>();
         services.AddSingleton<PushDelivery>();
         services.AddSingleton<AgentLifecycle>();
@@ -48,6 +49,7 @@ public static class SimulatorApp
             sp.GetRequiredService<AgentLifecycle>(),
             sp.GetRequiredService<PushDelivery>(),
             sp.GetRequiredService<AgentDayPlayer>(),
+            sp.GetRequiredService<Switchboard>(),
             sp.GetRequiredService<BoundedLog<RecordedRequest>>(),
             sp.GetRequiredService<BoundedLog<PushAttempt>>()));
 

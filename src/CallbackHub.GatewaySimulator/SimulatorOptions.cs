@@ -44,6 +44,18 @@ public sealed class SimulatorOptions
     /// <summary>Whether a forced sign-in first pushes AgentOther_ShutdownService for the replaced session.</summary>
     public bool PushShutdownOnForceLogin { get; set; } = true;
 
+    /// <summary>
+    /// Whether logout, forcelogout, a heartbeat timeout and a control-API sign-out push AgentOther_ShutdownService
+    /// (docs/gateway-protocol.md §5 and §10.3: it "will not always be received").
+    /// </summary>
+    public bool PushShutdownOnSignOut { get; set; } = true;
+
+    /// <summary>Whether a heartbeat's service_token changes the token of later pushes (docs/gateway-protocol.md §10.1).</summary>
+    public HeartbeatTokenHandling HeartbeatServiceToken { get; set; } = HeartbeatTokenHandling.Adopt;
+
+    /// <summary>What a retried push carries (docs/gateway-protocol.md §10.2).</summary>
+    public PushRetryContent PushRetry { get; set; } = PushRetryContent.Identical;
+
     /// <summary>After a sign-out, sign-in answers 100-021 for this long (zero: sign-out completes at once).</summary>
     public TimeSpan SignOutDuration { get; set; } = TimeSpan.Zero;
 

@@ -10,6 +10,7 @@ namespace CallbackHub.GatewaySimulator.Agents;
 internal sealed class AgentLifecycle(
     AgentDirectory agents,
     PushDelivery delivery,
+    Switchboard switches,
     IOptions<SimulatorOptions> options,
     TimeProvider time,
     ILogger<AgentLifecycle> logger)
@@ -61,7 +62,7 @@ internal sealed class AgentLifecycle(
                 }
 
                 agent.End(existing, "forcelogin", now, TimeSpan.Zero);
-                if (Options.PushShutdownOnForceLogin)
+                if (switches.Current.PushShutdownOnForceLogin)
                 {
                     delivery.Enqueue(agent, existing, [AgentEvents.ShutdownService(existing)]);
                 }
@@ -87,7 +88,11 @@ internal sealed class AgentLifecycle(
         {
             if (serviceToken is not null && session.IsPush)
             {
-                session.ServiceToken = serviceToken;
+                session.LastHeartbeatServiceToken = serviceToken;
+                if (switches.Current.HeartbeatServiceToken == HeartbeatTokenHandling.Adopt)
+                {
+                    session.ServiceToken = serviceToken;
+                }
             }
 
             agent.KeepAlive(now, Options.HeartbeatTimeout);
@@ -120,12 +125,15 @@ internal sealed class AgentLifecycle(
     public GatewayOutcome SignOut(string agentId, string? guid, string reason) =>
         WithSession(agentId, guid, (agent, session, now) =>
         {
-            EndWithShutdown(agent, session, reason, now);
+            EndWithShutdown(agent, session, reason, now, switches.Current.PushShutdownOnSignOut);
             return GatewayOutcome.Success;
         });
 
-    /// <summary>A sign-out decided by the gateway itself (control API), without a Guid.</summary>
-    public bool ForceSignOut(string agentId, string reason)
+    /// <summary>
+    /// A sign-out decided by the gateway itself (control API), without a Guid. <paramref name="pushShutdown"/>
+    /// overrides the PushShutdownOnSignOut switch for this one sign-out.
+    /// </summary>
+    public bool ForceSignOut(string agentId, string reason, bool? pushShutdown = null)
     {
         if (agents.Find(agentId) is not { } agent)
         {
@@ -134,7 +142,8 @@ internal sealed class AgentLifecycle(
 
         lock (agent.Gate)
         {
-            return agent.Current is { } session && EndWithShutdown(agent, session, reason, time.GetUtcNow());
+            return agent.Current is { } session
+                && EndWithShutdown(agent, session, reason, time.GetUtcNow(), pushShutdown ?? switches.Current.PushShutdownOnSignOut);
         }
     }
 
@@ -191,19 +200,23 @@ internal sealed class AgentLifecycle(
                 return;
             }
 
-            EndWithShutdown(agent, session, "heartbeat-timeout", now);
+            EndWithShutdown(agent, session, "heartbeat-timeout", now, switches.Current.PushShutdownOnSignOut);
         }
     }
 
     // Caller holds agent.Gate, which keeps ShutdownService behind every event queued before it.
-    private bool EndWithShutdown(Agent agent, AgentSession session, string reason, DateTimeOffset now)
+    private bool EndWithShutdown(Agent agent, AgentSession session, string reason, DateTimeOffset now, bool pushShutdown)
     {
         if (!agent.End(session, reason, now, Options.SignOutDuration))
         {
             return false;
         }
 
-        delivery.Enqueue(agent, session, [AgentEvents.ShutdownService(session)]);
+        if (pushShutdown)
+        {
+            delivery.Enqueue(agent, session, [AgentEvents.ShutdownService(session)]);
+        }
+
         logger.LogInformation("Agent {AgentId} signed out ({Reason})", agent.Id, reason);
         return true;
     }

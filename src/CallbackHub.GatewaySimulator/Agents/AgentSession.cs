@@ -13,8 +13,11 @@ internal sealed class AgentSession(string agentId, SignInRequest request, Sessio
 
     public string? CallBackUri { get; } = request.IsPushMode ? request.CallBackUri : null;
 
-    /// <summary>Replaced by a heartbeat's service_token header; pushes read it when they are sent.</summary>
+    /// <summary>Pushes read it when they are sent; a heartbeat's service_token replaces it when the HeartbeatServiceToken switch is Adopt.</summary>
     public string? ServiceToken { get; set; } = request.IsPushMode ? request.ServiceToken : null;
+
+    /// <summary>The service_token header of the newest heartbeat that had one, whether or not it was adopted.</summary>
+    public string? LastHeartbeatServiceToken { get; set; }
 
     public SessionGuids Guids { get; } = guids;
 

@@ -2,7 +2,9 @@ namespace CallbackHub.GatewaySimulator.Control;
 
 /// <summary>
 /// An agent as the control API shows it. Session fields (mode, guid, callBackUri, serviceToken…) describe
-/// the signed-in session, or the last one after sign-out. Push counts cover queued delivery, not push-once.
+/// the signed-in session, or the last one after sign-out. <c>serviceToken</c> is the token pushes carry,
+/// <c>heartbeatServiceToken</c> the newest one a heartbeat sent (adopted or not, by the HeartbeatServiceToken
+/// switch). Push counts cover queued delivery, not push-once.
 /// </summary>
 public sealed record AgentView(
     string AgentId,
@@ -11,6 +13,7 @@ public sealed record AgentView(
     string? Guid,
     string? CallBackUri,
     string? ServiceToken,
+    string? HeartbeatServiceToken,
     string? PhoneNumber,
     int? Status,
     DateTimeOffset? SignedInAt,

@@ -19,6 +19,8 @@ internal static class ControlEndpoints
         simulator.MapPost("/agents/{id}/push-once", PushOnceAsync);
         simulator.MapPost("/agents/{id}/sign-out", SignOut);
         simulator.MapPost("/agents/{id}/rotate-guid", RotateGuid);
+        simulator.MapGet("/switches", (GatewaySimulatorState state) => TypedResults.Ok(state.Switches));
+        simulator.MapPatch("/switches", UpdateSwitches);
         simulator.MapGet("/play", (GatewaySimulatorState state) => TypedResults.Ok(state.PlayStatus));
         simulator.MapPost("/play", StartPlayAsync);
         simulator.MapDelete("/play", async (GatewaySimulatorState state) => TypedResults.Ok(await state.StopPlayAsync()));
@@ -54,8 +56,20 @@ internal static class ControlEndpoints
         return response is null ? NoPushSession(id) : TypedResults.Ok(response);
     }
 
-    private static Results<Ok<AgentView>, NotFound<ControlError>> SignOut(string id, string? reason, GatewaySimulatorState state) =>
-        state.SignOut(id, reason ?? "simulator") ? TypedResults.Ok(state.GetAgent(id)!) : NotSignedIn(id);
+    private static Results<Ok<AgentView>, NotFound<ControlError>> SignOut(string id, string? reason, bool? shutdown, GatewaySimulatorState state) =>
+        state.SignOut(id, reason ?? "simulator", shutdown) ? TypedResults.Ok(state.GetAgent(id)!) : NotSignedIn(id);
+
+    private static Results<Ok<SimulatorSwitches>, BadRequest<ControlError>> UpdateSwitches(SwitchesUpdate update, GatewaySimulatorState state)
+    {
+        try
+        {
+            return TypedResults.Ok(state.UpdateSwitches(update));
+        }
+        catch (ArgumentException ex)
+        {
+            return TypedResults.BadRequest(new ControlError(ex.Message));
+        }
+    }
 
     private static Results<Ok<GuidAnswer>, NotFound<ControlError>> RotateGuid(string id, GatewaySimulatorState state) =>
         state.RotateGuid(id) is { } guid ? TypedResults.Ok(new GuidAnswer(guid)) : NotSignedIn(id);

@@ -1,8 +1,9 @@
 namespace CallbackHub.GatewaySimulator.Pushing;
 
 /// <summary>
-/// One POST to a callback. Retries of a batch share <paramref name="BatchId"/> and <paramref name="Body"/>
-/// and count up <paramref name="Attempt"/>. <paramref name="HttpStatus"/> is null when no answer came
+/// One POST to a callback. Retries of a batch share <paramref name="BatchId"/> and count up
+/// <paramref name="Attempt"/>; they share <paramref name="Body"/> too, unless the PushRetry switch is
+/// AppendNewer and newer events were appended. <paramref name="HttpStatus"/> is null when no answer came
 /// (connection refused, timeout); <paramref name="Error"/> then says why. <paramref name="OneShot"/>
 /// marks push-once calls, which bypass the queue.
 /// </summary>

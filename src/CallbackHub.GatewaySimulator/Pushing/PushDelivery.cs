@@ -5,12 +5,14 @@ using Microsoft.Extensions.Options;
 namespace CallbackHub.GatewaySimulator.Pushing;
 
 /// <summary>
-/// Delivers queued events like CC-Gateway: in order, in batches, re-sending the same batch every
-/// PushRetryInterval while it fails, and forcing the agent out after PushFailTotal of failure.
+/// Delivers queued events like CC-Gateway: in order, in batches, re-sending the failed batch every
+/// PushRetryInterval (as it was, or with newer events appended: the PushRetry switch) while it fails, and
+/// forcing the agent out after PushFailTotal of failure.
 /// </summary>
 internal sealed class PushDelivery(
     PushSender sender,
     BoundedLog<PushAttempt> pushLog,
+    Switchboard switches,
     IOptions<SimulatorOptions> options,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
@@ -85,8 +87,9 @@ internal sealed class PushDelivery(
         }
     }
 
-    private async Task DeliverAsync(Agent agent, IReadOnlyList<QueuedEvent> batch, CancellationToken stopping)
+    private async Task DeliverAsync(Agent agent, IReadOnlyList<QueuedEvent> taken, CancellationToken stopping)
     {
+        var batch = taken.ToList();
         var session = batch[0].Session;
         var eventTypes = batch.Select(e => e.Event.EventType).ToList();
         var body = PushBody.Write(session.AgentId, batch.Select(e => e.Event));
@@ -94,6 +97,14 @@ internal sealed class PushDelivery(
         DateTimeOffset? failingSince = null;
         for (var attempt = 1; ; attempt++)
         {
+            if (attempt > 1 && switches.Current.PushRetry == PushRetryContent.AppendNewer
+                && agent.Queue.TakeMore(session, options.Value.MaxEventsPerPush - batch.Count) is { Count: > 0 } newer)
+            {
+                batch.AddRange(newer);
+                eventTypes = [.. batch.Select(e => e.Event.EventType)];
+                body = PushBody.Write(session.AgentId, batch.Select(e => e.Event));
+            }
+
             // Guid and token are read per attempt: a retry goes out with the newest values, as the gateway's would.
             var guid = session.Guids.Current;
             var token = session.ServiceToken!;

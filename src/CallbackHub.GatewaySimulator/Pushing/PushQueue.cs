@@ -73,6 +73,26 @@ internal sealed class PushQueue
         }
     }
 
+    /// <summary>
+    /// Moves up to <paramref name="max"/> events of <paramref name="session"/> from the head of the queue into
+    /// the in-flight batch (a retry that appends newer events); empty when the next event is not the session's.
+    /// </summary>
+    public IReadOnlyList<QueuedEvent> TakeMore(AgentSession session, int max)
+    {
+        lock (gate)
+        {
+            var more = new List<QueuedEvent>();
+            while (more.Count < max && items.First is { } first && ReferenceEquals(first.Value.Session, session))
+            {
+                more.Add(first.Value);
+                items.RemoveFirst();
+            }
+
+            inFlight += more.Count;
+            return more;
+        }
+    }
+
     /// <summary>The in-flight batch was delivered.</summary>
     public void CompleteBatch()
     {

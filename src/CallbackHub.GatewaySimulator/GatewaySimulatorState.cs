@@ -17,6 +17,8 @@ public sealed class GatewaySimulatorState
     private readonly PushDelivery delivery;
     private readonly AgentDayPlayer player;
     private readonly Switchboard switchboard;
+    private readonly HeartbeatGaps gaps;
+    private readonly TimeProvider time;
     private readonly BoundedLog<RecordedRequest> requests;
     private readonly BoundedLog<PushAttempt> pushes;
 
@@ -26,6 +28,8 @@ public sealed class GatewaySimulatorState
         PushDelivery delivery,
         AgentDayPlayer player,
         Switchboard switchboard,
+        HeartbeatGaps gaps,
+        TimeProvider time,
         BoundedLog<RecordedRequest> requests,
         BoundedLog<PushAttempt> pushes)
     {
@@ -34,6 +38,8 @@ public sealed class GatewaySimulatorState
         this.delivery = delivery;
         this.player = player;
         this.switchboard = switchboard;
+        this.gaps = gaps;
+        this.time = time;
         this.requests = requests;
         this.pushes = pushes;
     }
@@ -109,6 +115,28 @@ public sealed class GatewaySimulatorState
         ArgumentNullException.ThrowIfNull(update);
         var problems = switchboard.Update(update);
         return problems.Count == 0 ? switchboard.Current : throw new ArgumentException(string.Join("; ", problems));
+    }
+
+    /// <summary>Heartbeat observations of every agent signed in since the start or the last reset; per agent if <paramref name="details"/>.</summary>
+    public HeartbeatSummary GetHeartbeats(bool details = false) =>
+        AgentHeartbeats.Summarize(agents.All, time.GetUtcNow(), gaps.Since, switchboard.Current.HeartbeatTimeout, gaps.Snapshot(), details);
+
+    /// <summary>One agent's heartbeat observations; null for an agent the simulator never saw.</summary>
+    public AgentHeartbeats? GetHeartbeats(string agentId) =>
+        agents.Find(agentId) is { } agent ? AgentHeartbeats.Of(agent, time.GetUtcNow()) : null;
+
+    /// <summary>Starts the heartbeat observations afresh (e.g. after a warm-up); sessions stay as they are.</summary>
+    public void ResetHeartbeats()
+    {
+        var now = time.GetUtcNow();
+        gaps.Reset(now);
+        foreach (var agent in agents.Unordered)
+        {
+            lock (agent.Gate)
+            {
+                agent.Heartbeats.Reset(now, signedIn: agent.Current is not null);
+            }
+        }
     }
 
     public PlayStatus PlayStatus => player.Status;

@@ -39,6 +39,9 @@ public static class SimulatorApp
         services.AddSingleton(sp => new BoundedLog<PushAttempt>(Recorded(sp)));
         services.AddSingleton<AgentDirectory>();
         services.AddSingleton<Switchboard>();
+        services.AddSingleton<HeartbeatGaps>();
+        services.AddSingleton<HeartbeatMonitor>();
+        services.AddHostedService(sp => sp.GetRequiredService<HeartbeatMonitor>());
         services.AddSingleton<PushSender>();
         services.AddSingleton<PushDelivery>();
         services.AddSingleton<AgentLifecycle>();
@@ -50,6 +53,8 @@ public static class SimulatorApp
             sp.GetRequiredService<PushDelivery>(),
             sp.GetRequiredService<AgentDayPlayer>(),
             sp.GetRequiredService<Switchboard>(),
+            sp.GetRequiredService<HeartbeatGaps>(),
+            sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<BoundedLog<RecordedRequest>>(),
             sp.GetRequiredService<BoundedLog<PushAttempt>>()));
 

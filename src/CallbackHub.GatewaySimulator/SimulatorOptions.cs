@@ -23,8 +23,11 @@ public sealed class SimulatorOptions
     /// <summary>Dynamic mode: a replaced Guid is still accepted until this long after it was issued.</summary>
     public TimeSpan GuidExpiry { get; set; } = TimeSpan.FromSeconds(120);
 
-    /// <summary>No heartbeat for this long signs the agent out.</summary>
+    /// <summary>No heartbeat for this long signs the agent out (a switch: changeable at run time).</summary>
     public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>How many of its newest accepted heartbeat times each agent keeps for GET /simulator/heartbeats.</summary>
+    public int HeartbeatTimesKept { get; set; } = 20;
 
     /// <summary>EVENT_PUSH_FAIL_INTERVALTIME: a failed push batch is re-sent after this long.</summary>
     public TimeSpan PushRetryInterval { get; set; } = TimeSpan.FromSeconds(10);

@@ -25,6 +25,11 @@ internal sealed class SimulatorOptionsValidator : IValidateOptions<SimulatorOpti
             errors.Add("Simulator:MaxEventsPerPush must be at least 1.");
         }
 
+        if (options.HeartbeatTimesKept is < 0 or > 10_000)
+        {
+            errors.Add("Simulator:HeartbeatTimesKept must be from 0 to 10000.");
+        }
+
         if (options.MaxRecorded < 0)
         {
             errors.Add("Simulator:MaxRecorded must not be negative.");

@@ -45,12 +45,16 @@ public sealed record SimulatorSwitches
     /// <summary><c>Simulator:PushShutdownOnForceLogin</c>: AgentOther_ShutdownService of the session a forcelogin replaces.</summary>
     public bool PushShutdownOnForceLogin { get; init; } = true;
 
+    /// <summary><c>Simulator:HeartbeatTimeout</c>: no heartbeat (nor sign-in) for this long signs the agent out.</summary>
+    public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
     internal static SimulatorSwitches From(SimulatorOptions options) => new()
     {
         HeartbeatServiceToken = options.HeartbeatServiceToken,
         PushRetry = options.PushRetry,
         PushShutdownOnSignOut = options.PushShutdownOnSignOut,
         PushShutdownOnForceLogin = options.PushShutdownOnForceLogin,
+        HeartbeatTimeout = options.HeartbeatTimeout,
     };
 
     /// <summary>The problems of these values, or an empty list.</summary>
@@ -67,6 +71,11 @@ public sealed record SimulatorSwitches
             problems.Add("pushRetry must be Identical or AppendNewer");
         }
 
+        if (HeartbeatTimeout <= TimeSpan.Zero)
+        {
+            problems.Add("heartbeatTimeout must be a positive TimeSpan such as 00:02:00");
+        }
+
         return problems;
     }
 }
@@ -76,7 +85,8 @@ public sealed record SwitchesUpdate(
     HeartbeatTokenHandling? HeartbeatServiceToken = null,
     PushRetryContent? PushRetry = null,
     bool? PushShutdownOnSignOut = null,
-    bool? PushShutdownOnForceLogin = null)
+    bool? PushShutdownOnForceLogin = null,
+    TimeSpan? HeartbeatTimeout = null)
 {
     internal SimulatorSwitches ApplyTo(SimulatorSwitches current) => current with
     {
@@ -84,6 +94,7 @@ public sealed record SwitchesUpdate(
         PushRetry = PushRetry ?? current.PushRetry,
         PushShutdownOnSignOut = PushShutdownOnSignOut ?? current.PushShutdownOnSignOut,
         PushShutdownOnForceLogin = PushShutdownOnForceLogin ?? current.PushShutdownOnForceLogin,
+        HeartbeatTimeout = HeartbeatTimeout ?? current.HeartbeatTimeout,
     };
 }
 

@@ -11,6 +11,7 @@ internal sealed class AgentLifecycle(
     AgentDirectory agents,
     PushDelivery delivery,
     Switchboard switches,
+    HeartbeatGaps gaps,
     IOptions<SimulatorOptions> options,
     TimeProvider time,
     ILogger<AgentLifecycle> logger)
@@ -69,8 +70,7 @@ internal sealed class AgentLifecycle(
             }
 
             var session = new AgentSession(agentId, request, new SessionGuids(Options.ServerName, now), now);
-            var heartbeat = time.CreateTimer(_ => OnHeartbeatTimeout(agent, session), null, Options.HeartbeatTimeout, Timeout.InfiniteTimeSpan);
-            agent.Begin(session, heartbeat);
+            agent.Begin(session, now);
             delivery.Enqueue(agent, session, AgentEvents.SignedIn(request));
             logger.LogInformation("Agent {AgentId} signed in ({Mode} mode{Forced})", agentId, session.IsPush ? "push" : "poll", force ? ", forced" : "");
             return GatewayOutcome.Success with { Session = session, Guid = session.Guids.Current };
@@ -95,7 +95,7 @@ internal sealed class AgentLifecycle(
                 }
             }
 
-            agent.KeepAlive(now, Options.HeartbeatTimeout);
+            gaps.Record(agent.KeepAlive(now));
             if (Options.AuthMode == AuthMode.Static)
             {
                 return GatewayOutcome.Success;
@@ -188,19 +188,19 @@ internal sealed class AgentLifecycle(
         }
     }
 
-    private void OnHeartbeatTimeout(Agent agent, AgentSession session)
+    /// <summary>Signs the agent out (reason heartbeat-timeout) if it sent no heartbeat, nor signed in, for <paramref name="timeout"/>.</summary>
+    public void SignOutIfSilent(Agent agent, TimeSpan timeout)
     {
         var now = time.GetUtcNow();
         lock (agent.Gate)
         {
-            // A heartbeat may have arrived while this callback waited for the lock.
-            var lastSign = agent.LastHeartbeatAt ?? session.SignedInAt;
-            if (!ReferenceEquals(agent.Current, session) || now - lastSign < Options.HeartbeatTimeout)
+            // A heartbeat may have arrived since the monitor looked.
+            if (agent.Current is not { } session || now - (agent.LastHeartbeatAt ?? session.SignedInAt) < timeout)
             {
                 return;
             }
 
-            EndWithShutdown(agent, session, "heartbeat-timeout", now, switches.Current.PushShutdownOnSignOut);
+            EndWithShutdown(agent, session, Agent.HeartbeatTimeoutReason, now, switches.Current.PushShutdownOnSignOut);
         }
     }
 

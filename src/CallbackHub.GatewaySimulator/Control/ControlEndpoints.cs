@@ -19,6 +19,13 @@ internal static class ControlEndpoints
         simulator.MapPost("/agents/{id}/push-once", PushOnceAsync);
         simulator.MapPost("/agents/{id}/sign-out", SignOut);
         simulator.MapPost("/agents/{id}/rotate-guid", RotateGuid);
+        simulator.MapGet("/heartbeats", (bool? details, GatewaySimulatorState state) => TypedResults.Ok(state.GetHeartbeats(details == true)));
+        simulator.MapGet("/heartbeats/{id}", GetHeartbeats);
+        simulator.MapDelete("/heartbeats", (GatewaySimulatorState state) =>
+        {
+            state.ResetHeartbeats();
+            return TypedResults.NoContent();
+        });
         simulator.MapGet("/switches", (GatewaySimulatorState state) => TypedResults.Ok(state.Switches));
         simulator.MapPatch("/switches", UpdateSwitches);
         simulator.MapGet("/play", (GatewaySimulatorState state) => TypedResults.Ok(state.PlayStatus));
@@ -34,6 +41,9 @@ internal static class ControlEndpoints
 
     private static Results<Ok<AgentView>, NotFound<ControlError>> GetAgent(string id, GatewaySimulatorState state) =>
         state.GetAgent(id) is { } agent ? TypedResults.Ok(agent) : UnknownAgent(id);
+
+    private static Results<Ok<AgentHeartbeats>, NotFound<ControlError>> GetHeartbeats(string id, GatewaySimulatorState state) =>
+        state.GetHeartbeats(id) is { } heartbeats ? TypedResults.Ok(heartbeats) : UnknownAgent(id);
 
     private static Results<Accepted<QueuedAnswer>, NotFound<ControlError>, Conflict<ControlError>> Enqueue(
         string id, IReadOnlyList<SimulatedEvent> events, GatewaySimulatorState state) =>

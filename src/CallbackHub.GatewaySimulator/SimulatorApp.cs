@@ -40,6 +40,7 @@ public static class SimulatorApp
         services.AddSingleton<AgentDirectory>();
         services.AddSingleton<Switchboard>();
         services.AddSingleton<HeartbeatGaps>();
+        services.AddSingleton<AgentCalls>();
         services.AddSingleton<HeartbeatMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<HeartbeatMonitor>());
         services.AddSingleton<PushSender>();

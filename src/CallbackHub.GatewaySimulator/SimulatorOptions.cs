@@ -59,6 +59,12 @@ public sealed class SimulatorOptions
     /// <summary>What a retried push carries (docs/gateway-protocol.md §10.2).</summary>
     public PushRetryContent PushRetry { get; set; } = PushRetryContent.Identical;
 
+    /// <summary>How long every agent call (sign-in, heartbeat, sign-out, resetskill…) takes before it is handled and answered.</summary>
+    public TimeSpan AnswerLatency { get; set; } = TimeSpan.Zero;
+
+    /// <summary>Answer 000-007 to a call for an agent whose previous call has not been answered yet.</summary>
+    public bool RejectConcurrentCalls { get; set; }
+
     /// <summary>After a sign-out, sign-in answers 100-021 for this long (zero: sign-out completes at once).</summary>
     public TimeSpan SignOutDuration { get; set; } = TimeSpan.Zero;
 

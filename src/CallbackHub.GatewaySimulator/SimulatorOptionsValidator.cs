@@ -15,6 +15,11 @@ internal sealed class SimulatorOptionsValidator : IValidateOptions<SimulatorOpti
         RequirePositive(errors, nameof(options.PushFailTotal), options.PushFailTotal);
         RequirePositive(errors, nameof(options.PushTimeout), options.PushTimeout);
         RequirePositive(errors, nameof(options.PollWait), options.PollWait);
+        if (options.AnswerLatency < TimeSpan.Zero)
+        {
+            errors.Add("Simulator:AnswerLatency must not be negative.");
+        }
+
         if (options.SignOutDuration < TimeSpan.Zero)
         {
             errors.Add("Simulator:SignOutDuration must not be negative.");

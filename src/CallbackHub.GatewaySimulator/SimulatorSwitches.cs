@@ -48,6 +48,12 @@ public sealed record SimulatorSwitches
     /// <summary><c>Simulator:HeartbeatTimeout</c>: no heartbeat (nor sign-in) for this long signs the agent out.</summary>
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(120);
 
+    /// <summary><c>Simulator:AnswerLatency</c>: every agent call waits this long (without blocking a thread), then is handled and answered.</summary>
+    public TimeSpan AnswerLatency { get; init; } = TimeSpan.Zero;
+
+    /// <summary><c>Simulator:RejectConcurrentCalls</c>: a call for an agent whose previous call is unanswered gets 000-007.</summary>
+    public bool RejectConcurrentCalls { get; init; }
+
     internal static SimulatorSwitches From(SimulatorOptions options) => new()
     {
         HeartbeatServiceToken = options.HeartbeatServiceToken,
@@ -55,6 +61,8 @@ public sealed record SimulatorSwitches
         PushShutdownOnSignOut = options.PushShutdownOnSignOut,
         PushShutdownOnForceLogin = options.PushShutdownOnForceLogin,
         HeartbeatTimeout = options.HeartbeatTimeout,
+        AnswerLatency = options.AnswerLatency,
+        RejectConcurrentCalls = options.RejectConcurrentCalls,
     };
 
     /// <summary>The problems of these values, or an empty list.</summary>
@@ -76,6 +84,11 @@ public sealed record SimulatorSwitches
             problems.Add("heartbeatTimeout must be a positive TimeSpan such as 00:02:00");
         }
 
+        if (AnswerLatency < TimeSpan.Zero)
+        {
+            problems.Add("answerLatency must not be negative");
+        }
+
         return problems;
     }
 }
@@ -86,7 +99,9 @@ public sealed record SwitchesUpdate(
     PushRetryContent? PushRetry = null,
     bool? PushShutdownOnSignOut = null,
     bool? PushShutdownOnForceLogin = null,
-    TimeSpan? HeartbeatTimeout = null)
+    TimeSpan? HeartbeatTimeout = null,
+    TimeSpan? AnswerLatency = null,
+    bool? RejectConcurrentCalls = null)
 {
     internal SimulatorSwitches ApplyTo(SimulatorSwitches current) => current with
     {
@@ -95,6 +110,8 @@ public sealed record SwitchesUpdate(
         PushShutdownOnSignOut = PushShutdownOnSignOut ?? current.PushShutdownOnSignOut,
         PushShutdownOnForceLogin = PushShutdownOnForceLogin ?? current.PushShutdownOnForceLogin,
         HeartbeatTimeout = HeartbeatTimeout ?? current.HeartbeatTimeout,
+        AnswerLatency = AnswerLatency ?? current.AnswerLatency,
+        RejectConcurrentCalls = RejectConcurrentCalls ?? current.RejectConcurrentCalls,
     };
 }
 

@@ -13,6 +13,7 @@ internal static class GatewayEndpoints
     public static IEndpointRouteBuilder MapGatewayEndpoints(this IEndpointRouteBuilder app)
     {
         var agent = app.MapGroup("/agentgateway/resource/onlineagent/{agentid}");
+        agent.AddEndpointFilter((context, next) => context.HttpContext.RequestServices.GetRequiredService<AgentCalls>().RunAsync(context, next));
         agent.MapPut("", (string agentid, HttpContext http, AgentLifecycle lifecycle, IOptions<SimulatorOptions> options) =>
             SignInAsync(agentid, http, lifecycle, options.Value, force: false));
         agent.MapPut("/forcelogin", (string agentid, HttpContext http, AgentLifecycle lifecycle, IOptions<SimulatorOptions> options) =>

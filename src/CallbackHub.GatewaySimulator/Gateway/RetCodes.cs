@@ -5,6 +5,7 @@ internal static class RetCodes
 {
     public const string Success = "0";
     public const string NoPermission = "000-003";
+    public const string CalledRepeatedly = "000-007";
     public const string InvalidParameter = "100-001";
     public const string AlreadySignedIn = "100-002";
     public const string WrongPassword = "100-004";

@@ -1,4 +1,3 @@
 using CallbackHub;
 
-var app = CallbackHubApp.Build(args);
-await app.RunAsync();
+return await CallbackHubApp.RunAsync(args);

@@ -1,3 +1,4 @@
+using CallbackHub.Hosting;
 using CallbackHub.Publishing;
 using Microsoft.Extensions.Options;
 
@@ -16,20 +17,20 @@ public sealed class ConfigurationTests
     };
 
     [Theory]
-    [InlineData("ConnectionStrings__Postgres", null, "ConnectionStrings:Postgres")]
-    [InlineData("ConnectionStrings__Postgres", "Nonsense=1", "ConnectionStrings:Postgres")]
-    [InlineData("ConnectionStrings__RabbitMq", null, "ConnectionStrings:RabbitMq")]
-    [InlineData("ConnectionStrings__RabbitMq", "http://host", "ConnectionStrings:RabbitMq")]
-    [InlineData("Gateway__BaseUrl", null, "Gateway:BaseUrl")]
-    [InlineData("Gateway__BaseUrl", "not a url", "Gateway:BaseUrl")]
-    [InlineData("Gateway__CallbackBaseUrl", null, "Gateway:CallbackBaseUrl")]
-    [InlineData("Management__ApiKey", null, "Management:ApiKey")]
-    [InlineData("Management__ApiKey", "short", "Management:ApiKey")]
-    [InlineData("Callbacks__DuplicateWindow", "00:00:30", "Callbacks:DuplicateWindow")]
-    [InlineData("Gateway__TrustedCaFile", "/no/such/ca.pem", "Gateway:TrustedCaFile")]
-    [InlineData("Gateway__TrustedCertificateThumbprint", "not-hex", "Gateway:TrustedCertificateThumbprint")]
-    [InlineData("Sessions__HeartbeatInterval", "00:03:00", "Sessions:HeartbeatInterval")]
-    [InlineData("Agents__0__AgentId", "99", "Agents:0:AgentId")]
+    [InlineData("ConnectionStrings__Postgres", null, "ConnectionStrings__Postgres")]
+    [InlineData("ConnectionStrings__Postgres", "Nonsense=1", "ConnectionStrings__Postgres")]
+    [InlineData("ConnectionStrings__RabbitMq", null, "ConnectionStrings__RabbitMq")]
+    [InlineData("ConnectionStrings__RabbitMq", "http://host", "ConnectionStrings__RabbitMq")]
+    [InlineData("Gateway__BaseUrl", null, "Gateway__BaseUrl")]
+    [InlineData("Gateway__BaseUrl", "not a url", "Gateway__BaseUrl")]
+    [InlineData("Gateway__CallbackBaseUrl", null, "Gateway__CallbackBaseUrl")]
+    [InlineData("Management__ApiKey", null, "Management__ApiKey")]
+    [InlineData("Management__ApiKey", "short", "Management__ApiKey")]
+    [InlineData("Callbacks__DuplicateWindow", "00:00:30", "Callbacks__DuplicateWindow")]
+    [InlineData("Gateway__TrustedCaFile", "/no/such/ca.pem", "Gateway__TrustedCaFile")]
+    [InlineData("Gateway__TrustedCertificateThumbprint", "not-hex", "Gateway__TrustedCertificateThumbprint")]
+    [InlineData("Sessions__HeartbeatInterval", "00:03:00", "Sessions__HeartbeatInterval")]
+    [InlineData("Agents__0__AgentId", "99", "Agents__0__AgentId")]
     public async Task A_missing_or_invalid_setting_stops_the_start_naming_the_key(string key, string? value, string named)
     {
         var settings = new Dictionary<string, string>(Valid);
@@ -49,6 +50,38 @@ public sealed class ConfigurationTests
         var error = await Assert.ThrowsAnyAsync<Exception>(() => app.StartAsync());
         Assert.True(error is OptionsValidationException or AggregateException { InnerException: OptionsValidationException }, error.ToString());
         Assert.Contains(named, error.Message);
+    }
+
+    [Fact]
+    public async Task Every_wrong_setting_is_named_at_once_one_sentence_per_key()
+    {
+        string[] args = ["--Gateway:Timeout=abc", "--Sessions:SignOutOnShutdown=maybe", "--Outbox:BatchSize=many"];
+        await using var app = CallbackHubApp.Build(args);
+
+        var problems = await CallbackHubApp.SettingsProblemsAsync(app, args);
+
+        // Gateway__BaseUrl is reported although Gateway__Timeout, in the same section, stops the binder.
+        Assert.Equal(
+            [
+                "ConnectionStrings__Postgres is required (an Npgsql connection string, e.g. Host=db;Username=callbackhub;Password=…;Database=callbackhub).",
+                "ConnectionStrings__RabbitMq is required (amqp://user:pass@host:port/vhost).",
+                "Outbox__BatchSize must be a whole number; 'many' is not.",
+                "Gateway__Timeout must be a duration such as 00:00:30; 'abc' is not.",
+                "Management__ApiKey is required: every /api request must carry it in the X-Api-Key header.",
+                "Sessions__SignOutOnShutdown must be true or false; 'maybe' is not.",
+                "Gateway__BaseUrl is required and must be an absolute http(s) URL, e.g. https://10.1.2.3:8043.",
+                "Gateway__CallbackBaseUrl is required and must be an absolute http(s) URL at which the gateway reaches this service.",
+            ],
+            problems);
+    }
+
+    [Fact]
+    public async Task Valid_settings_have_no_problems()
+    {
+        var args = Valid.Select(s => $"--{s.Key.Replace("__", ":", StringComparison.Ordinal)}={s.Value}").ToArray();
+        await using var app = CallbackHubApp.Build(args);
+
+        Assert.Empty(await CallbackHubApp.SettingsProblemsAsync(app, args));
     }
 
     [Theory]

@@ -12,11 +12,11 @@ internal sealed class ManagementOptions
     {
         if (string.IsNullOrWhiteSpace(o.ApiKey))
         {
-            yield return "Management:ApiKey is required: every /api request must carry it in the X-Api-Key header.";
+            yield return "Management__ApiKey is required: every /api request must carry it in the X-Api-Key header.";
         }
         else if (o.ApiKey.Length < MinimumApiKeyLength)
         {
-            yield return $"Management:ApiKey must be at least {MinimumApiKeyLength} characters long.";
+            yield return $"Management__ApiKey must be at least {MinimumApiKeyLength} characters long.";
         }
     }
 }

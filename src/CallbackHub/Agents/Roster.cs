@@ -20,16 +20,16 @@ internal sealed class RosterOptions
             var agent = o.Agents[i];
             if (!Callbacks.PushParser.IsValidAgentId(agent.AgentId))
             {
-                yield return $"Agents:{i}:AgentId must be a number from 101 to 59999.";
+                yield return $"Agents__{i}__AgentId must be a number from 101 to 59999.";
             }
             else if (!seen.Add(agent.AgentId))
             {
-                yield return $"Agents:{i}:AgentId {agent.AgentId} is listed twice.";
+                yield return $"Agents__{i}__AgentId {agent.AgentId} is listed twice.";
             }
 
             foreach (var (field, errors) in agent.Validate())
             {
-                yield return $"Agents:{i}:{char.ToUpperInvariant(field[0])}{field[1..]}: {errors[0]}";
+                yield return $"Agents__{i}__{char.ToUpperInvariant(field[0])}{field[1..]}: {errors[0]}";
             }
         }
     }

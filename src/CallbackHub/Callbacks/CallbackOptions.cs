@@ -27,22 +27,22 @@ internal sealed class CallbackOptions
     {
         if (o.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
         {
-            yield return "Callbacks:MaxBodyBytes must be between 1024 and 67108864.";
+            yield return "Callbacks__MaxBodyBytes must be between 1024 and 67108864.";
         }
 
         if (o.DuplicateWindow < TimeSpan.FromSeconds(130))
         {
-            yield return "Callbacks:DuplicateWindow must be at least 00:02:10: the gateway re-sends a batch for up to 120 s.";
+            yield return "Callbacks__DuplicateWindow must be at least 00:02:10: the gateway re-sends a batch for up to 120 s.";
         }
 
         if (o.StoreTimeout <= TimeSpan.Zero)
         {
-            yield return "Callbacks:StoreTimeout must be positive.";
+            yield return "Callbacks__StoreTimeout must be positive.";
         }
 
         if (o.SessionCacheTtl < TimeSpan.Zero)
         {
-            yield return "Callbacks:SessionCacheTtl must not be negative.";
+            yield return "Callbacks__SessionCacheTtl must not be negative.";
         }
     }
 }

@@ -26,37 +26,37 @@ internal sealed class GatewayOptions
     {
         if (!IsHttpUrl(o.BaseUrl))
         {
-            yield return "Gateway:BaseUrl is required and must be an absolute http(s) URL, e.g. https://10.1.2.3:8043.";
+            yield return "Gateway__BaseUrl is required and must be an absolute http(s) URL, e.g. https://10.1.2.3:8043.";
         }
 
         if (!IsHttpUrl(o.CallbackBaseUrl))
         {
-            yield return "Gateway:CallbackBaseUrl is required and must be an absolute http(s) URL at which the gateway reaches this service.";
+            yield return "Gateway__CallbackBaseUrl is required and must be an absolute http(s) URL at which the gateway reaches this service.";
         }
         else if (o.CallbackUri.AbsoluteUri.Length > 200)
         {
-            yield return $"Gateway:CallbackBaseUrl is too long: the gateway accepts a callBackUri of at most 200 characters, and {o.CallbackUri.AbsoluteUri.Length} would be sent.";
+            yield return $"Gateway__CallbackBaseUrl is too long: the gateway accepts a callBackUri of at most 200 characters, and {o.CallbackUri.AbsoluteUri.Length} would be sent.";
         }
 
         if (o.Timeout <= TimeSpan.Zero)
         {
-            yield return "Gateway:Timeout must be positive.";
+            yield return "Gateway__Timeout must be positive.";
         }
 
         if (!string.IsNullOrEmpty(o.TrustedCaFile) && !File.Exists(o.TrustedCaFile))
         {
-            yield return $"Gateway:TrustedCaFile names '{o.TrustedCaFile}', which does not exist (a PEM file of CA certificates).";
+            yield return $"Gateway__TrustedCaFile names '{o.TrustedCaFile}', which does not exist (a PEM file of CA certificates).";
         }
         else if (!string.IsNullOrEmpty(o.TrustedCaFile) && !HasPemCertificate(o.TrustedCaFile))
         {
-            yield return $"Gateway:TrustedCaFile '{o.TrustedCaFile}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).";
+            yield return $"Gateway__TrustedCaFile '{o.TrustedCaFile}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).";
         }
 
         if (!string.IsNullOrEmpty(o.TrustedCertificateThumbprint)
             && (o.TrustedCertificateThumbprint.Replace(":", "", StringComparison.Ordinal).Length is not (40 or 64)
                 || !o.TrustedCertificateThumbprint.Replace(":", "", StringComparison.Ordinal).All(char.IsAsciiHexDigit)))
         {
-            yield return "Gateway:TrustedCertificateThumbprint must be the certificate's SHA-256 (64) or SHA-1 (40) hex digits.";
+            yield return "Gateway__TrustedCertificateThumbprint must be the certificate's SHA-256 (64) or SHA-1 (40) hex digits.";
         }
     }
 

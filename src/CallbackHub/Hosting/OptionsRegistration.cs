@@ -18,8 +18,64 @@ internal static class OptionsRegistration
         where T : class
     {
         services.AddSingleton<IValidateOptions<T>>(new DelegateValidator<T>(validate));
+        services.AddSingleton(new SettingsCheck(ProblemsOf<T>));
         return services.AddOptions<T>().ValidateOnStart();
     }
+
+    /// <summary>
+    /// Every sentence about a wrong setting, from every options class. A value that cannot be converted hides the rest
+    /// of its class from the binder: <see cref="UnconvertibleKeys"/> names such keys, so that a caller can check again
+    /// without them.
+    /// </summary>
+    public static IReadOnlyList<string> SettingsProblems(IServiceProvider services) =>
+        services.GetServices<SettingsCheck>().SelectMany(check => check.Problems(services)).Select(p => p.Sentence).Distinct().ToList();
+
+    /// <summary>The configuration keys (<c>Gateway:Timeout</c>) whose values could not be converted.</summary>
+    public static IReadOnlyList<string> UnconvertibleKeys(IServiceProvider services) =>
+        services.GetServices<SettingsCheck>().SelectMany(check => check.Problems(services)).Select(p => p.Key).OfType<string>().Distinct().ToList();
+
+    private static IEnumerable<Problem> ProblemsOf<T>(IServiceProvider services)
+        where T : class
+    {
+        try
+        {
+            _ = services.GetRequiredService<IOptions<T>>().Value;
+            return [];
+        }
+        catch (OptionsValidationException e)
+        {
+            return e.Failures.Select(failure => new Problem(failure, null));
+        }
+        catch (InvalidOperationException e) when (e.InnerException is FormatException or OverflowException or ArgumentException)
+        {
+            return [ConversionProblem(e.Message)];
+        }
+    }
+
+    /// <summary>The binder's "Failed to convert configuration value 'x' at 'Gateway:Timeout' to type 'System.TimeSpan'.", keyed as in the environment.</summary>
+    private static Problem ConversionProblem(string message)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(message, "^Failed to convert configuration value '(?<value>.*)' at '(?<key>[^']+)' to type '(?<type>[^']+)'");
+        if (!match.Success)
+        {
+            return new Problem(message, null);
+        }
+
+        var type = match.Groups["type"].Value;
+        var expected = type switch
+        {
+            "System.TimeSpan" => "a duration such as 00:00:30",
+            "System.Int32" or "System.Int64" => "a whole number",
+            "System.Boolean" => "true or false",
+            _ => $"a value of type {type[(type.LastIndexOf('.') + 1)..]}",
+        };
+        var key = match.Groups["key"].Value;
+        return new Problem($"{key.Replace(":", "__", StringComparison.Ordinal)} must be {expected}; '{match.Groups["value"].Value}' is not.", key);
+    }
+
+    private sealed record Problem(string Sentence, string? Key);
+
+    private sealed record SettingsCheck(Func<IServiceProvider, IEnumerable<Problem>> Problems);
 
     private sealed class DelegateValidator<T>(Func<T, IEnumerable<string>> validate) : IValidateOptions<T>
         where T : class

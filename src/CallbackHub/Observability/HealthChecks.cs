@@ -25,7 +25,7 @@ internal sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealth
     }
 }
 
-/// <summary>The outbox is moving: its oldest unpublished event is younger than <c>Outbox:StalledAfter</c>.</summary>
+/// <summary>The outbox is moving: its oldest unpublished event is younger than <c>Outbox__StalledAfter</c>.</summary>
 internal sealed class OutboxHealthCheck(OutboxMonitor monitor, TimeProvider time, IOptions<ObservabilityOptions> options) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
@@ -42,7 +42,7 @@ internal sealed class OutboxHealthCheck(OutboxMonitor monitor, TimeProvider time
         var age = monitor.OldestAge(snapshot);
         var description = $"{snapshot.Backlog} events unpublished, the oldest waiting {age.TotalSeconds:0} s.";
         return Task.FromResult(age > o.StalledAfter
-            ? new HealthCheckResult(context.Registration.FailureStatus, $"The outbox is stalled: {description} (Outbox:StalledAfter is {o.StalledAfter}).")
+            ? new HealthCheckResult(context.Registration.FailureStatus, $"The outbox is stalled: {description} (Outbox__StalledAfter is {o.StalledAfter}).")
             : HealthCheckResult.Healthy(description));
     }
 }
@@ -50,7 +50,7 @@ internal sealed class OutboxHealthCheck(OutboxMonitor monitor, TimeProvider time
 /// <summary>
 /// RabbitMQ accepts a connection with the service's credentials. MassTransit's own bus check only follows receive
 /// endpoints, and this service has none (it only publishes), so that check stays "Ready" while the broker is down.
-/// The answer is kept for <c>Outbox:StatusRefresh</c>, so frequent probes do not open a connection each.
+/// The answer is kept for <c>Outbox__StatusRefresh</c>, so frequent probes do not open a connection each.
 /// </summary>
 internal sealed class RabbitMqHealthCheck(IOptions<RabbitMqOptions> rabbitMq, IOptions<ObservabilityOptions> options, TimeProvider time)
     : IHealthCheck, IDisposable
@@ -82,7 +82,7 @@ internal sealed class RabbitMqHealthCheck(IOptions<RabbitMqOptions> rabbitMq, IO
     {
         if (!RabbitMqAddress.TryParse(rabbitMq.Value.ConnectionString, out var address))
         {
-            return (false, "ConnectionStrings:RabbitMq is not an amqp:// URI.");
+            return (false, "ConnectionStrings__RabbitMq is not an amqp:// URI.");
         }
 
         var factory = new ConnectionFactory

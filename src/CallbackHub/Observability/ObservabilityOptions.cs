@@ -15,12 +15,12 @@ internal sealed class ObservabilityOptions
     {
         if (o.StatusRefresh <= TimeSpan.Zero)
         {
-            yield return "Outbox:StatusRefresh must be positive.";
+            yield return "Outbox__StatusRefresh must be positive.";
         }
 
         if (o.StalledAfter <= o.StatusRefresh)
         {
-            yield return "Outbox:StalledAfter must be longer than Outbox:StatusRefresh.";
+            yield return "Outbox__StalledAfter must be longer than Outbox__StatusRefresh.";
         }
     }
 }

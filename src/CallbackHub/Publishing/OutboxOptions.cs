@@ -26,17 +26,17 @@ internal sealed class OutboxOptions
     {
         if (o.BatchSize is < 1 or > 100_000)
         {
-            yield return "Outbox:BatchSize must be between 1 and 100000.";
+            yield return "Outbox__BatchSize must be between 1 and 100000.";
         }
 
         if (o.MaxConcurrentAgents is < 1 or > 10_000)
         {
-            yield return "Outbox:MaxConcurrentAgents must be between 1 and 10000.";
+            yield return "Outbox__MaxConcurrentAgents must be between 1 and 10000.";
         }
 
         if (o.PollInterval <= TimeSpan.Zero || o.PublishTimeout <= TimeSpan.Zero || o.MaxRetryDelay <= TimeSpan.Zero)
         {
-            yield return "Outbox:PollInterval, Outbox:PublishTimeout and Outbox:MaxRetryDelay must be positive.";
+            yield return "Outbox__PollInterval, Outbox__PublishTimeout and Outbox__MaxRetryDelay must be positive.";
         }
     }
 }

@@ -20,7 +20,7 @@ internal static class PublishingRegistration
             var connectionString = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value.ConnectionString;
             if (!RabbitMqAddress.TryParse(connectionString, out var address))
             {
-                throw new InvalidOperationException("ConnectionStrings:RabbitMq must be an absolute amqp:// or amqps:// URI.");
+                throw new InvalidOperationException("ConnectionStrings__RabbitMq must be an absolute amqp:// or amqps:// URI.");
             }
 
             rabbit.Host(address.Host, (ushort)address.Port, address.VirtualHost, host =>

@@ -6,7 +6,7 @@ internal sealed class DatabaseOptions
 {
     public const string Section = "Database";
 
-    /// <summary>From <c>ConnectionStrings:Postgres</c>.</summary>
+    /// <summary>From <c>ConnectionStrings__Postgres</c>.</summary>
     public string ConnectionString { get; set; } = "";
 
     /// <summary>Apply EF Core migrations at start. Teams that migrate as a separate step turn this off.</summary>
@@ -19,7 +19,7 @@ internal sealed class DatabaseOptions
     {
         if (string.IsNullOrWhiteSpace(o.ConnectionString))
         {
-            yield return "ConnectionStrings:Postgres is required (an Npgsql connection string, e.g. Host=db;Username=callbackhub;Password=…;Database=callbackhub).";
+            yield return "ConnectionStrings__Postgres is required (an Npgsql connection string, e.g. Host=db;Username=callbackhub;Password=…;Database=callbackhub).";
             yield break;
         }
 
@@ -29,12 +29,12 @@ internal sealed class DatabaseOptions
             var builder = new NpgsqlConnectionStringBuilder(o.ConnectionString);
             if (string.IsNullOrWhiteSpace(builder.Host))
             {
-                error = "ConnectionStrings:Postgres names no Host.";
+                error = "ConnectionStrings__Postgres names no Host.";
             }
         }
         catch (ArgumentException e)
         {
-            error = $"ConnectionStrings:Postgres is not a valid Npgsql connection string: {e.Message}";
+            error = $"ConnectionStrings__Postgres is not a valid Npgsql connection string: {e.Message}";
         }
 
         if (error is not null)
@@ -44,7 +44,7 @@ internal sealed class DatabaseOptions
 
         if (o.StartupTimeout <= TimeSpan.Zero)
         {
-            yield return "Database:StartupTimeout must be positive.";
+            yield return "Database__StartupTimeout must be positive.";
         }
     }
 }

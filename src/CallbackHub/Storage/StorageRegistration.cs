@@ -18,7 +18,8 @@ internal static class StorageRegistration
                 .Build());
         services.AddDbContext<CallbackHubDbContext>((provider, db) => db.UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>()));
         services.AddSingleton<EventStore>();
-        services.AddHostedService<DatabaseInitializer>();
+        services.AddSingleton<DatabaseInitializer>();
+        services.AddHostedService(provider => provider.GetRequiredService<DatabaseInitializer>());
         return services;
     }
 }

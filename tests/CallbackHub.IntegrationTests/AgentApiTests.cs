@@ -9,6 +9,13 @@ namespace CallbackHub.IntegrationTests;
 /// <summary>The management API: sessions, sign-out, and its refusals.</summary>
 public sealed class AgentApiTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
 {
+    private static readonly TimeSpan SignOutGrace = TimeSpan.FromSeconds(2);
+
+    protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?>
+    {
+        ["Sessions:SignOutGrace"] = SignOutGrace.ToString(),
+    };
+
     protected override IReadOnlyDictionary<string, string?> GatewaySettings => new Dictionary<string, string?>
     {
         ["Simulator:Accounts:1009:Password"] = "right-password",
@@ -32,12 +39,16 @@ public sealed class AgentApiTests(PostgresFixture postgres, RabbitMqFixture rabb
     }
 
     [Fact]
-    public async Task Sign_out_calls_the_gateway_logout_and_refuses_the_agents_pushes_afterwards()
+    public async Task Sign_out_calls_the_gateway_logout_takes_the_sessions_last_event_and_refuses_the_token_after_the_grace()
     {
         var token = await SignInAsync();
         var (before, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Work")]);
 
         using var response = await Hub.Api.DeleteAsync($"/api/agents/{Agent}/session");
+        var signedOutAt = DateTime.UtcNow;
+        // The gateway's last event comes after its logout answer, with the ended session's token.
+        var (last, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentOther_ShutdownService", new { loginTime = "1471585949806" })], serviceToken: token);
+        await Task.Delay(SignOutGrace - (DateTime.UtcNow - signedOutAt) + TimeSpan.FromMilliseconds(300));
         var (after, body) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Ready")], serviceToken: token);
 
         Assert.Equal(200, before);
@@ -45,6 +56,9 @@ public sealed class AgentApiTests(PostgresFixture postgres, RabbitMqFixture rabb
         Assert.Contains("\"state\":\"signed-out\"", await response.Content.ReadAsStringAsync());
         var logout = (await Gateway.RequestsAsync(Agent)).Single(r => r!["method"]!.GetValue<string>() == "DELETE");
         Assert.EndsWith($"/onlineagent/{Agent}/logout", logout!["path"]!.GetValue<string>());
+        Assert.Equal(200, last);
+        Assert.Equal("AgentOther_ShutdownService", (await EventRows.ReadAsync(Database, Agent))[^1].EventType);
+        Assert.Equal("signed-out", (await Hub.Api.GetFromJsonAsync<JsonObject>($"/api/agents/{Agent}/session"))!["state"]!.GetValue<string>());
         Assert.Equal(401, after);
         Assert.Equal("100-001", body!["retcode"]!.GetValue<string>());
     }
@@ -90,7 +104,54 @@ public sealed class AgentApiTests(PostgresFixture postgres, RabbitMqFixture rabb
         Assert.Equal("100-004", problem["retcode"]!.GetValue<string>());
         Assert.Contains("wrong account or password", problem["detail"]!.GetValue<string>());
         var session = await Hub.Api.GetFromJsonAsync<JsonObject>("/api/agents/1009/session");
-        Assert.Equal("signed-out", session!["state"]!.GetValue<string>());
+        Assert.Equal("failed", session!["state"]!.GetValue<string>());
+        Assert.Contains("100-004", session["lastError"]!.GetValue<string>());
+        Assert.Null(session["signedOutAt"]);
+    }
+
+    [Fact]
+    public async Task A_sign_in_the_gateway_never_answered_shows_as_failed_not_lost()
+    {
+        await using var unreachable = await StartHubAsync(new Dictionary<string, string?> { ["Gateway:BaseUrl"] = $"http://127.0.0.1:{ContainerSupport.FreeTcpPort()}" });
+
+        using var response = await unreachable.SignInAsync(1002);
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var session = (await unreachable.Api.GetFromJsonAsync<JsonObject>("/api/agents/1002/session"))!;
+        Assert.Equal("failed", session["state"]!.GetValue<string>());
+        Assert.Contains("could not be reached", session["lastError"]!.GetValue<string>());
+        Assert.Null(session["signedInAt"]);
+    }
+
+    [Theory]
+    [InlineData("{\"password\": \"p\", ", "The body is not valid JSON")]
+    [InlineData("{\"password\": 1234, \"phoneNumber\": \"1\"}", "password must be a string.")]
+    [InlineData("{\"password\": \"p\", \"phoneNumber\": \"1\", \"status\": \"busy\"}", "status must be a whole number.")]
+    [InlineData("", "The body is not valid JSON")]
+    public async Task A_body_that_cannot_be_read_is_answered_with_a_sentence_and_nothing_is_called(string body, string sentence)
+    {
+        using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+
+        using var response = await Hub.Api.PutAsync(new Uri($"/api/agents/{Agent}/session", UriKind.Relative), content);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.StartsWith(sentence, (await response.Content.ReadFromJsonAsync<JsonObject>())!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Empty(await Gateway.RequestsAsync(Agent));
+    }
+
+    [Fact]
+    public async Task Unknown_routes_and_wrong_methods_are_answered_with_a_sentence()
+    {
+        using var unknown = await Hub.Api.GetAsync(new Uri("/api/agent", UriKind.Relative));
+        using var wrongMethod = await Hub.Api.PatchAsync(new Uri($"/api/agents/{Agent}/session", UriKind.Relative), null);
+
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("Nothing is served at /api/agent.", (await unknown.Content.ReadFromJsonAsync<JsonObject>())!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+        Assert.Equal(
+            $"PATCH is not allowed on /api/agents/{Agent}/session; it takes DELETE, GET, PUT.",
+            (await wrongMethod.Content.ReadFromJsonAsync<JsonObject>())!["detail"]!.GetValue<string>());
     }
 
     [Fact]

@@ -178,7 +178,7 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
 
         Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
         Assert.Contains("100-002", problem);
-        Assert.Contains("Sessions:ForceLogin", problem);
+        Assert.Contains("Sessions__ForceLogin", problem);
         Assert.Equal(HttpStatusCode.OK, forced.StatusCode);
         Assert.Contains((await Gateway.RequestsAsync(Agent)), r => r!["path"]!.GetValue<string>().EndsWith("/forcelogin", StringComparison.Ordinal));
     }
@@ -232,7 +232,7 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
 
         Assert.Single(await Gateway.RequestsAsync(LockedAgent));
         var session = (await hub.Api.GetFromJsonAsync<JsonObject>($"/api/agents/{LockedAgent}/session"))!;
-        Assert.Equal("signed-out", session["state"]!.GetValue<string>());
+        Assert.Equal("failed", session["state"]!.GetValue<string>());
         Assert.Contains("110-016", session["lastError"]!.GetValue<string>());
     }
 

@@ -1,5 +1,8 @@
+using System.Text.Json;
 using CallbackHub.Callbacks;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
 
 namespace CallbackHub.Agents;
 
@@ -11,7 +14,8 @@ internal static class AgentEndpoints
         var api = app.MapGroup("/api/agents").AddEndpointFilter<ApiKeyFilter>().WithTags("Agents");
         api.MapGet("/", ListAsync);
         api.MapGet("/{agentId}/session", GetAsync);
-        api.MapPut("/{agentId}/session", SignInAsync);
+        // The body is read by hand, after the API key check, so that a malformed one gets a sentence saying what is wrong.
+        api.MapPut("/{agentId}/session", SignInAsync).Accepts<SignInRequest>("application/json");
         api.MapDelete("/{agentId}/session", SignOutAsync);
         return app;
     }
@@ -32,17 +36,18 @@ internal static class AgentEndpoints
     }
 
     private static async Task<Results<Ok<AgentSessionView>, ValidationProblem, ProblemHttpResult>> SignInAsync(
-        string agentId, SignInRequest? request, AgentSessions sessions, CancellationToken cancellationToken)
+        string agentId, HttpRequest http, AgentSessions sessions, CancellationToken cancellationToken)
     {
         if (!TryParseAgentId(agentId, out var id, out var invalid))
         {
             return invalid;
         }
 
+        var (request, unreadable) = await ReadSignInAsync(http, cancellationToken);
         if (request is null)
         {
-            return TypedResults.ValidationProblem(
-                new Dictionary<string, string[]> { [""] = ["A JSON body with password and phoneNumber is required."] });
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [""] = [unreadable!] },
+                detail: unreadable, title: "The sign-in body cannot be read");
         }
 
         var errors = request.Validate();
@@ -65,6 +70,49 @@ internal static class AgentEndpoints
 
         var outcome = await sessions.SignOutAsync(id, cancellationToken);
         return outcome.Problem is null ? TypedResults.Ok(outcome.Session!) : ToProblem(outcome.Problem);
+    }
+
+    private static async Task<(SignInRequest? Request, string? Problem)> ReadSignInAsync(HttpRequest http, CancellationToken cancellationToken)
+    {
+        const string Expected = "A JSON body with password and phoneNumber is required, sent with Content-Type: application/json.";
+        if (!http.HasJsonContentType())
+        {
+            return (null, Expected);
+        }
+
+        try
+        {
+            // From the stream, not ReadFromJsonAsync: its pipe reader is left mid-read by a JSON error, and Kestrel then
+            // fails the connection instead of answering.
+            var json = http.HttpContext.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+            var request = await JsonSerializer.DeserializeAsync<SignInRequest>(http.Body, json, cancellationToken);
+            return request is null ? (null, Expected) : (request, null);
+        }
+        catch (JsonException e)
+        {
+            return (null, DescribeJsonError(e));
+        }
+    }
+
+    /// <summary>System.Text.Json's error, said for a person: which field has the wrong type, or where the JSON breaks.</summary>
+    private static string DescribeJsonError(JsonException e)
+    {
+        var field = e.Path is { Length: > 2 } path ? path[2..] : null;
+        if (field is not null && e.Message.StartsWith("The JSON value could not be converted to ", StringComparison.Ordinal))
+        {
+            var expected = e.Message switch
+            {
+                var m when m.Contains("Int32", StringComparison.Ordinal) => "a whole number",
+                var m when m.Contains("Boolean", StringComparison.Ordinal) => "true or false",
+                var m when m.Contains("String", StringComparison.Ordinal) => "a string",
+                _ => "of another JSON type",
+            };
+            return $"{field} must be {expected}.";
+        }
+
+        return e.LineNumber is { } line && e.BytePositionInLine is { } position
+            ? $"The body is not valid JSON (line {line + 1}, byte {position + 1}): {e.Message.Split(" Path:")[0]}"
+            : $"The body is not valid JSON: {e.Message}";
     }
 
     private static bool TryParseAgentId(string value, out int agentId, out ProblemHttpResult invalid)

@@ -12,7 +12,7 @@ internal sealed partial class AgentSessions
         var session = await db.AgentSessions.SingleOrDefaultAsync(s => s.AgentId == agentId, cancellationToken);
         var now = time.GetUtcNow();
         var lastAnswer = session?.LastHeartbeatAt ?? session?.SignedInAt;
-        if (session is null || !Options.IsDue(session.State, lastAnswer, session.NextSignInAt, session.SignInStartedAt, now))
+        if (session is null || !Options.IsDue(session.State, lastAnswer, session.NextSignInAt, session.UpdatedAt, now))
         {
             return;
         }
@@ -32,8 +32,15 @@ internal sealed partial class AgentSessions
 
                 break;
 
-            case AgentSessionState.Lost when credentials.TryGet(agentId, out var request):
+            case AgentSessionState.Lost or AgentSessionState.Failed when credentials.TryGet(agentId, out var request):
                 await SignInAsync(agentId, request, automatic: true, cancellationToken);
+                break;
+
+            // Its instance died between our logout call and the gateway's answer. Either the gateway signed the agent
+            // out, or, with no heartbeat coming, it has done so by now: the sign-out is complete either way.
+            case AgentSessionState.SigningOut:
+                credentials.Forget(agentId);
+                await SaveAsync(session, s => SignedOut(s, "A sign-out was interrupted (its instance stopped); the gateway has signed the agent out for want of heartbeats."));
                 break;
 
             // Its outcome is unknown, so the session is lost (its token still taken) and signed in again where

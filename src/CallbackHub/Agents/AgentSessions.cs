@@ -36,11 +36,14 @@ internal sealed partial class AgentSessions(
         var token = ServiceToken.Generate();
         // The token must be accepted before the gateway hears of it: the gateway pushes the sign-in's own
         // events (AgentOther_InService…) possibly before it even answers the sign-in.
-        var (session, conflict) = await ClaimAsync(agentId, ServiceToken.Hash(token), cancellationToken);
+        var (session, wasLost, conflict) = await ClaimAsync(agentId, ServiceToken.Hash(token), cancellationToken);
         if (conflict is not null)
         {
             return new AgentOutcome(null, conflict);
         }
+
+        // A lost session that cannot be signed in again is still lost; a first sign-in that did not succeed has failed.
+        var unsuccessful = wasLost ? AgentSessionState.Lost : AgentSessionState.Failed;
 
         credentials.Remember(agentId, request);
         await events.EnsureStreamAsync(agentId, cancellationToken);
@@ -59,15 +62,15 @@ internal sealed partial class AgentSessions(
         }
         catch (GatewayUnavailableException e)
         {
-            // We cannot know whether the gateway signed the agent in: keep accepting its token (state "lost",
-            // which takes pushes) so that no event it may push is refused, and try again later.
-            await SaveAsync(session, s => Lost(s, e.Message, backoff: true));
+            // We cannot know whether the gateway signed the agent in: keep accepting its token so that no event it
+            // may push is refused, and try again later.
+            await SaveAsync(session, s => Unsuccessful(s, unsuccessful, e.Message, backoff: true));
             return new AgentOutcome(null, AgentProblem.GatewayUnavailable(e));
         }
 
         if (!answer.Succeeded)
         {
-            return new AgentOutcome(null, await SignInRefusedAsync(session, answer, automatic));
+            return new AgentOutcome(null, await SignInRefusedAsync(session, unsuccessful, answer, automatic));
         }
 
         await SaveAsync(session, s =>
@@ -95,9 +98,15 @@ internal sealed partial class AgentSessions(
     public async Task<AgentOutcome> SignOutAsync(int agentId, CancellationToken cancellationToken)
     {
         var session = await db.AgentSessions.SingleOrDefaultAsync(s => s.AgentId == agentId, cancellationToken);
-        if (session is null || session.State == AgentSessionState.SignedOut)
+        if (session is null || session.State is AgentSessionState.SignedOut or AgentSessionState.Failed)
         {
             return new AgentOutcome(null, AgentProblem.NotSignedIn(agentId));
+        }
+
+        if (session.State == AgentSessionState.SigningOut)
+        {
+            return new AgentOutcome(null, new AgentProblem(StatusCodes.Status409Conflict, "Sign-out in progress",
+                $"Agent {agentId} is being signed out already."));
         }
 
         if (session.Guid is null)
@@ -106,8 +115,10 @@ internal sealed partial class AgentSessions(
                 $"Agent {agentId} has no gateway session yet (its sign-in is in progress or failed); try again in a moment."));
         }
 
-        // First, so that the keeper does not sign the agent in again when the gateway's sign-out event arrives.
-        credentials.Forget(agentId);
+        // Marked first, so that the gateway's sign-out event (it may arrive before the logout answer) is taken as
+        // the end we asked for, not as a loss — and the keeper neither heartbeats nor signs the agent in meanwhile.
+        var before = session.State;
+        await SaveAsync(session, s => s.State = AgentSessionState.SigningOut);
         GatewayAnswer answer;
         try
         {
@@ -115,16 +126,26 @@ internal sealed partial class AgentSessions(
         }
         catch (GatewayUnavailableException e)
         {
+            await SaveAsync(session, s => s.State = before);
             return new AgentOutcome(null, AgentProblem.GatewayUnavailable(e));
         }
 
         // "Not signed in" / "already signed out" mean the gateway has no session either: the goal is reached.
         if (!answer.Succeeded && answer.Retcode is not (GatewayRetcodes.NotSignedIn or GatewayRetcodes.AlreadySignedOut))
         {
+            await SaveAsync(session, s => s.State = before);
             return new AgentOutcome(null, AgentProblem.GatewayRefused("sign-out", answer));
         }
 
-        await SaveAsync(session, s => SignedOut(s, null));
+        credentials.Forget(agentId);
+        var endedToken = session.TokenHash;
+        await SaveAsync(session, s =>
+        {
+            SignedOut(s, null);
+            // The gateway's last event of the session comes after its logout answer, with the session's token.
+            s.PreviousTokenHash = endedToken;
+            s.PreviousTokenValidUntil = s.SignedOutAt + Options.SignOutGrace;
+        });
         LogSignedOut(agentId);
         return new AgentOutcome(await GetAsync(agentId, cancellationToken), null);
     }
@@ -143,12 +164,12 @@ internal sealed partial class AgentSessions(
         orderby session.AgentId
         select AgentSessionView.From(session, stream);
 
-    private async Task<AgentProblem> SignInRefusedAsync(AgentSession session, GatewayAnswer answer, bool automatic)
+    private async Task<AgentProblem> SignInRefusedAsync(AgentSession session, AgentSessionState unsuccessful, GatewayAnswer answer, bool automatic)
     {
         var problem = AgentProblem.GatewayRefused("sign-in", answer);
         if (answer.Retcode == "100-002")
         {
-            problem = problem with { Detail = problem.Detail + " Sign it out where it is signed in, or set Sessions:ForceLogin to take it over." };
+            problem = problem with { Detail = problem.Detail + " Sign it out where it is signed in, or set Sessions__ForceLogin to take it over." };
         }
 
         // Retrying these cannot help and may hurt (a wrong password retried locks the account).
@@ -156,12 +177,18 @@ internal sealed partial class AgentSessions(
         LogSignInRefused(session.AgentId, answer.Retcode, hopeless || !automatic ? "not retried" : "retried with backoff");
         if (automatic && !hopeless)
         {
-            await SaveAsync(session, s => Lost(s, problem.Detail, backoff: true));
+            await SaveAsync(session, s => Unsuccessful(s, unsuccessful, problem.Detail, backoff: true));
         }
         else
         {
             credentials.Forget(session.AgentId);
-            await SaveAsync(session, s => SignedOut(s, problem.Detail + (automatic ? " Not retried automatically." : "")));
+            await SaveAsync(session, s =>
+            {
+                // The gateway said no: it pushes nothing for this sign-in, so nothing needs its token.
+                SignedOut(s, problem.Detail + (automatic ? " Not retried automatically." : ""));
+                s.State = AgentSessionState.Failed;
+                s.SignedOutAt = null;
+            });
         }
 
         return problem;
@@ -171,7 +198,7 @@ internal sealed partial class AgentSessions(
     /// Marks the session "signing-in" with the new token, under a row lock, unless the agent is signed in or a
     /// sign-in is under way (one that started long ago is taken to have died with its instance).
     /// </summary>
-    private async Task<(AgentSession Session, AgentProblem? Conflict)> ClaimAsync(
+    private async Task<(AgentSession Session, bool WasLost, AgentProblem? Conflict)> ClaimAsync(
         int agentId, byte[] tokenHash, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
@@ -180,13 +207,17 @@ internal sealed partial class AgentSessions(
             .FromSql($"SELECT * FROM agent_sessions WHERE agent_id = {agentId} FOR UPDATE")
             .SingleOrDefaultAsync(cancellationToken);
         var staleSignIn = now - 2 * gatewayOptions.Value.Timeout;
-        if (session is { State: AgentSessionState.Active }
+        if (session is { State: AgentSessionState.Active or AgentSessionState.SigningOut }
             || session is { State: AgentSessionState.SigningIn } && session.SignInStartedAt > staleSignIn)
         {
-            return (session, new AgentProblem(StatusCodes.Status409Conflict, "Already signed in",
-                $"Agent {agentId} is {AgentSessionStates.ToText(session.State)}; sign it out first (DELETE /api/agents/{agentId}/session)."));
+            return (session, false, session.State == AgentSessionState.SigningOut
+                ? new AgentProblem(StatusCodes.Status409Conflict, "Sign-out in progress",
+                    $"Agent {agentId} is being signed out; the gateway takes no sign-in until that is done. Try again in a moment.")
+                : new AgentProblem(StatusCodes.Status409Conflict, "Already signed in",
+                    $"Agent {agentId} is {AgentSessionStates.ToText(session.State)}; sign it out first (DELETE /api/agents/{agentId}/session)."));
         }
 
+        var wasLost = session is { State: AgentSessionState.Lost };
         if (session is null)
         {
             session = new AgentSession { AgentId = agentId };
@@ -213,13 +244,13 @@ internal sealed partial class AgentSessions(
         catch (DbUpdateException)
         {
             // Another request created the row first.
-            return (session, new AgentProblem(StatusCodes.Status409Conflict, "Already signing in",
+            return (session, false, new AgentProblem(StatusCodes.Status409Conflict, "Already signing in",
                 $"Agent {agentId} is being signed in by another request."));
         }
 
         await transaction.CommitAsync(cancellationToken);
         pendingTokens.Forget(agentId);
-        return (session, null);
+        return (session, wasLost, null);
     }
 
     private void SignedOut(AgentSession session, string? error)
@@ -239,10 +270,16 @@ internal sealed partial class AgentSessions(
     }
 
     /// <summary>The gateway no longer has the session; its token is still accepted, the keeper signs in again.</summary>
-    private void Lost(AgentSession session, string reason, bool backoff)
+    private void Lost(AgentSession session, string reason, bool backoff) => Unsuccessful(session, AgentSessionState.Lost, reason, backoff);
+
+    /// <summary>
+    /// Lost, or a sign-in that failed for a reason that may pass: the token is still accepted (the gateway may have
+    /// the agent signed in after all) and the keeper signs in again, after a backoff when this was a failed try.
+    /// </summary>
+    private void Unsuccessful(AgentSession session, AgentSessionState state, string reason, bool backoff)
     {
         var now = time.GetUtcNow();
-        session.State = AgentSessionState.Lost;
+        session.State = state;
         session.LastError = reason;
         session.SignInFailures = backoff ? session.SignInFailures + 1 : 0;
         var delay = backoff
@@ -284,7 +321,7 @@ internal sealed partial class AgentSessions(
     [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} signed in (push mode)")]
     private partial void LogSignedIn(int agentId);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} is already signed in at the gateway; forcing the sign-in (Sessions:ForceLogin)")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} is already signed in at the gateway; forcing the sign-in (Sessions__ForceLogin)")]
     private partial void LogForcingLogin(int agentId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway refused sign-in of agent {AgentId} with retcode {Retcode}; {Next}")]

@@ -20,9 +20,9 @@ internal sealed partial class SessionKeeper(
 {
     private const string ClaimSql = """
         UPDATE agent_sessions SET owner_instance = $1, lease_expires_at = $2
-        WHERE state IN ('active', 'lost', 'signing-in')
+        WHERE (state IN ('active', 'lost', 'signing-in', 'signing-out') OR state = 'failed' AND next_sign_in_at IS NOT NULL)
           AND (owner_instance = $1 OR owner_instance IS NULL OR lease_expires_at IS NULL OR lease_expires_at < $3)
-        RETURNING agent_id, state, coalesce(last_heartbeat_at, signed_in_at), next_sign_in_at, sign_in_started_at
+        RETURNING agent_id, state, coalesce(last_heartbeat_at, signed_in_at), next_sign_in_at, updated_at
         """;
 
     private const string OwnedSql = "SELECT agent_id FROM agent_sessions WHERE owner_instance = $1 AND state = 'active'";
@@ -70,7 +70,7 @@ internal sealed partial class SessionKeeper(
         });
     }
 
-    /// <summary>Roster agents with no live session are signed in; live ones are resumed as they are.</summary>
+    /// <summary>Roster agents with no live session (never signed in, signed out, or a failed sign-in) are signed in; live ones are resumed as they are.</summary>
     private async Task SignInRosterAsync(CancellationToken cancellationToken)
     {
         foreach (var agent in roster.Value.Agents)
@@ -78,7 +78,8 @@ internal sealed partial class SessionKeeper(
             await using var scope = scopes.CreateAsyncScope();
             var sessions = scope.ServiceProvider.GetRequiredService<AgentSessions>();
             var current = await sessions.GetAsync(agent.AgentId, cancellationToken);
-            if (current is null || current.State == AgentSessionStates.ToText(AgentSessionState.SignedOut))
+            if (current is null || current.State == AgentSessionStates.ToText(AgentSessionState.SignedOut)
+                                || current.State == AgentSessionStates.ToText(AgentSessionState.Failed))
             {
                 await sessions.SignInAsync(agent.AgentId, agent, automatic: true, cancellationToken);
             }
@@ -101,7 +102,7 @@ internal sealed partial class SessionKeeper(
         while (await reader.ReadAsync(cancellationToken))
         {
             if (options.Value.IsDue(
-                    AgentSessionStates.Parse(reader.GetString(1)), NullableTime(reader, 2), NullableTime(reader, 3), NullableTime(reader, 4), now))
+                    AgentSessionStates.Parse(reader.GetString(1)), NullableTime(reader, 2), NullableTime(reader, 3), reader.GetFieldValue<DateTimeOffset>(4), now))
             {
                 due.Add(reader.GetInt32(0));
             }

@@ -31,6 +31,13 @@ internal sealed class SessionKeepingOptions
     /// <summary>Answer "already signed in" (100-002) with a forced sign-in, taking the agent from wherever it is.</summary>
     public bool ForceLogin { get; set; }
 
+    /// <summary>
+    /// How long the token of a session we signed out is still accepted: the gateway's last event,
+    /// <c>AgentOther_ShutdownService</c>, comes after the logout answer with that token (docs/gateway-protocol.md §5),
+    /// and may be retried for the gateway's 2 minutes.
+    /// </summary>
+    public TimeSpan SignOutGrace { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Sign this instance's agents out on shutdown; off lets another instance keep them.</summary>
     public bool SignOutOnShutdown { get; set; } = true;
 
@@ -42,18 +49,21 @@ internal sealed class SessionKeepingOptions
 
     /// <summary>
     /// Whether the keeper has something to do for a session now: a heartbeat (or noticing the gateway's silence),
-    /// a sign-in of a lost session, or giving up on a sign-in whose instance died. The one rule for both the
-    /// keeper's lease query and <see cref="AgentSessions.KeepAsync"/>.
+    /// a sign-in of a lost or failed session, or giving up on a sign-in or sign-out whose instance died. The one rule
+    /// for both the keeper's lease query and <see cref="AgentSessions.KeepAsync"/>.
     /// </summary>
     /// <param name="lastAnswer">The last answered heartbeat, or the sign-in when there was none yet.</param>
+    /// <param name="updatedAt">When the session last changed: for a sign-in or sign-out under way, when it started.</param>
     public bool IsDue(
-        Storage.AgentSessionState state, DateTimeOffset? lastAnswer, DateTimeOffset? nextSignInAt, DateTimeOffset? signInStartedAt, DateTimeOffset now) =>
+        Storage.AgentSessionState state, DateTimeOffset? lastAnswer, DateTimeOffset? nextSignInAt, DateTimeOffset updatedAt, DateTimeOffset now) =>
         state switch
         {
             Storage.AgentSessionState.Active => lastAnswer is null || now - lastAnswer >= HeartbeatInterval,
             Storage.AgentSessionState.Lost => nextSignInAt is null || nextSignInAt <= now,
-            // A sign-in never takes this long: the instance making it died.
-            Storage.AgentSessionState.SigningIn => signInStartedAt is null || now - signInStartedAt >= GatewaySessionTimeout,
+            // Only a sign-in that may succeed when tried again has a next time.
+            Storage.AgentSessionState.Failed => nextSignInAt is not null && nextSignInAt <= now,
+            // A sign-in or sign-out never takes this long: the instance making it died.
+            Storage.AgentSessionState.SigningIn or Storage.AgentSessionState.SigningOut => now - updatedAt >= GatewaySessionTimeout,
             _ => false,
         };
 
@@ -61,32 +71,37 @@ internal sealed class SessionKeepingOptions
     {
         if (o.HeartbeatInterval <= TimeSpan.Zero || o.HeartbeatInterval >= o.GatewaySessionTimeout)
         {
-            yield return "Sessions:HeartbeatInterval must be positive and shorter than Sessions:GatewaySessionTimeout (the gateway's 2 minutes).";
+            yield return "Sessions__HeartbeatInterval must be positive and shorter than Sessions__GatewaySessionTimeout (the gateway's 2 minutes).";
         }
 
         if (o.TokenRotationInterval <= TimeSpan.Zero || o.TokenOverlap < TimeSpan.Zero)
         {
-            yield return "Sessions:TokenRotationInterval must be positive and Sessions:TokenOverlap not negative.";
+            yield return "Sessions__TokenRotationInterval must be positive and Sessions__TokenOverlap not negative.";
+        }
+
+        if (o.SignOutGrace < TimeSpan.Zero)
+        {
+            yield return "Sessions__SignOutGrace must not be negative.";
         }
 
         if (o.KeeperInterval <= TimeSpan.Zero || o.KeeperInterval > o.HeartbeatInterval)
         {
-            yield return "Sessions:KeeperInterval must be positive and no longer than Sessions:HeartbeatInterval.";
+            yield return "Sessions__KeeperInterval must be positive and no longer than Sessions__HeartbeatInterval.";
         }
 
         if (o.LeaseDuration < 2 * o.KeeperInterval)
         {
-            yield return "Sessions:LeaseDuration must be at least twice Sessions:KeeperInterval, or leases lapse between renewals.";
+            yield return "Sessions__LeaseDuration must be at least twice Sessions__KeeperInterval, or leases lapse between renewals.";
         }
 
         if (o.ReSignInDelay <= TimeSpan.Zero || o.MaxReSignInDelay < o.ReSignInDelay)
         {
-            yield return "Sessions:ReSignInDelay must be positive and no longer than Sessions:MaxReSignInDelay.";
+            yield return "Sessions__ReSignInDelay must be positive and no longer than Sessions__MaxReSignInDelay.";
         }
 
         if (string.IsNullOrWhiteSpace(o.InstanceId) || o.InstanceId.Length > 200)
         {
-            yield return "Sessions:InstanceId must be 1 to 200 characters.";
+            yield return "Sessions__InstanceId must be 1 to 200 characters.";
         }
     }
 }

@@ -49,37 +49,31 @@ internal sealed class PushAuthenticator(NpgsqlDataSource dataSource, TimeProvide
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var command = new NpgsqlCommand(
-            "SELECT state, token_hash, previous_token_hash, previous_token_valid_until FROM agent_sessions WHERE agent_id = $1", connection);
+            "SELECT token_hash, previous_token_hash, previous_token_valid_until FROM agent_sessions WHERE agent_id = $1", connection);
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = agentId });
         // Runs for every agent every SessionCacheTtl: prepared once per connection, like the append.
         await command.PrepareAsync(cancellationToken);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
-            return new CachedTokens(false, null, null, null, now);
+            return new CachedTokens(null, null, null, now);
         }
 
-        // A lost session still takes pushes: the gateway may well still have the agent signed in, and
-        // refusing would make it give up and drop the events.
-        var acceptsPushes = AgentSessionStates.Parse(reader.GetString(0)) is not AgentSessionState.SignedOut;
+        // Every state takes pushes with a token it still holds: a lost session (the gateway may well still have the
+        // agent signed in, and refusing would make it give up and drop the events), and a signed-out one during its
+        // grace (the gateway's last event comes after the sign-out). A signed-out session holds no current token.
         return new CachedTokens(
-            acceptsPushes,
+            reader.IsDBNull(0) ? null : (byte[])reader[0],
             reader.IsDBNull(1) ? null : (byte[])reader[1],
-            reader.IsDBNull(2) ? null : (byte[])reader[2],
-            reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3),
+            reader.IsDBNull(2) ? null : reader.GetFieldValue<DateTimeOffset>(2),
             now);
     }
 
     private sealed record CachedTokens(
-        bool AcceptsPushes, byte[]? Current, byte[]? Previous, DateTimeOffset? PreviousValidUntil, DateTimeOffset LoadedAt)
+        byte[]? Current, byte[]? Previous, DateTimeOffset? PreviousValidUntil, DateTimeOffset LoadedAt)
     {
         public bool Accepts(byte[] hash, DateTimeOffset now)
         {
-            if (!AcceptsPushes)
-            {
-                return false;
-            }
-
             // Both comparisons always run, so the time taken says nothing about which token matched.
             var current = Current is not null && CryptographicOperations.FixedTimeEquals(Current, hash);
             var previous = Previous is not null && CryptographicOperations.FixedTimeEquals(Previous, hash);

@@ -31,7 +31,7 @@ internal sealed class AgentSession
     public DateTimeOffset? LastGuidChangeAt { get; set; }
     public DateTimeOffset? LastTokenRotationAt { get; set; }
 
-    /// <summary>When a lost session may next be signed in again (backoff), and how many tries failed so far.</summary>
+    /// <summary>When a lost or failed session may next be signed in again (backoff), and how many tries failed so far.</summary>
     public DateTimeOffset? NextSignInAt { get; set; }
 
     public int SignInFailures { get; set; }
@@ -49,4 +49,10 @@ internal enum AgentSessionState
     Active,
     Lost,
     SignedOut,
+
+    /// <summary>A sign-in that never succeeded: refused (not retried), or the gateway unreachable (retried with backoff).</summary>
+    Failed,
+
+    /// <summary>Our own sign-out is under way: the gateway's sign-out event that follows is expected, not a loss.</summary>
+    SigningOut,
 }

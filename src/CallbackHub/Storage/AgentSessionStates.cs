@@ -9,6 +9,8 @@ internal static class AgentSessionStates
         AgentSessionState.Active => "active",
         AgentSessionState.Lost => "lost",
         AgentSessionState.SignedOut => "signed-out",
+        AgentSessionState.Failed => "failed",
+        AgentSessionState.SigningOut => "signing-out",
         _ => throw new ArgumentOutOfRangeException(nameof(state), state, null),
     };
 
@@ -18,6 +20,8 @@ internal static class AgentSessionStates
         "active" => AgentSessionState.Active,
         "lost" => AgentSessionState.Lost,
         "signed-out" => AgentSessionState.SignedOut,
+        "failed" => AgentSessionState.Failed,
+        "signing-out" => AgentSessionState.SigningOut,
         _ => throw new FormatException($"Unknown agent session state '{text}'."),
     };
 }

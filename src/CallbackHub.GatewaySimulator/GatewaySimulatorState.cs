@@ -175,6 +175,7 @@ public sealed class GatewaySimulatorState
                 HeartbeatServiceToken: session?.LastHeartbeatServiceToken,
                 PhoneNumber: session?.PhoneNumber,
                 Status: session?.Status,
+                Skills: session?.Skills,
                 SignedInAt: session?.SignedInAt,
                 LastHeartbeatAt: agent.LastHeartbeatAt,
                 SignedOutAt: agent.SignedOutAt,

@@ -102,6 +102,12 @@ public sealed class AccountOptions
 
     /// <summary>When false, forcelogin of a signed-in agent answers 100-015.</summary>
     public bool ForceLoginAllowed { get; set; } = true;
+
+    /// <summary>The agent's configured skill queues: what resetskill/true signs it into (none when not set).</summary>
+    public List<int> Skills { get; } = [];
+
+    /// <summary>resetskill answers 100-007 (internal error during an agent operation).</summary>
+    public bool ResetSkillFails { get; set; }
 }
 
 /// <summary><c>Simulator:Play</c>: the agent-day player started at boot when EventsPerSecond is above zero.</summary>

@@ -56,6 +56,11 @@ internal sealed class SimulatorOptionsValidator : IValidateOptions<SimulatorOpti
             errors.Add($"Simulator:Accounts:{agentId} is not an agent id (101-999999).");
         }
 
+        foreach (var (agentId, account) in options.Accounts.Where(a => a.Value.Skills.Any(skill => skill <= 0)))
+        {
+            errors.Add($"Simulator:Accounts:{agentId}:Skills must be skill ids above 0.");
+        }
+
         ValidatePlay(errors, options.Play);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

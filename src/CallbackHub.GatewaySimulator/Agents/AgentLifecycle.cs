@@ -110,6 +110,23 @@ internal sealed class AgentLifecycle(
         });
     }
 
+    /// <summary>
+    /// resetskill: signs the session into <paramref name="skillIds"/>, or with null into the account's configured
+    /// skill queues (autoflag true). The skills replace those of an earlier resetskill.
+    /// </summary>
+    public GatewayOutcome ResetSkills(string agentId, string? guid, IReadOnlyList<int>? skillIds) =>
+        WithSession(agentId, guid, (_, session, _) =>
+        {
+            var account = Options.Accounts.GetValueOrDefault(agentId);
+            if (account?.ResetSkillFails == true)
+            {
+                return Fail(RetCodes.InternalError, "internal error while signing the agent into its skill queues");
+            }
+
+            session.Skills = skillIds ?? [.. account?.Skills ?? []];
+            return GatewayOutcome.Success;
+        });
+
     /// <summary>Dynamic mode hands out a fresh Guid; static mode repeats the session's only one.</summary>
     public GatewayOutcome UpdateGuid(string agentId, string? guid) =>
         WithSession(agentId, guid, (_, session, now) =>

@@ -16,6 +16,9 @@ internal sealed class AgentSession(string agentId, SignInRequest request, Sessio
     /// <summary>Pushes read it when they are sent; a heartbeat's service_token replaces it when the HeartbeatServiceToken switch is Adopt.</summary>
     public string? ServiceToken { get; set; } = request.IsPushMode ? request.ServiceToken : null;
 
+    /// <summary>The skill queues the newest resetskill signed the session into; null before the first.</summary>
+    public IReadOnlyList<int>? Skills { get; set; }
+
     /// <summary>The service_token header of the newest heartbeat that had one, whether or not it was adopted.</summary>
     public string? LastHeartbeatServiceToken { get; set; }
 

@@ -4,7 +4,8 @@ namespace CallbackHub.GatewaySimulator.Control;
 /// An agent as the control API shows it. Session fields (mode, guid, callBackUri, serviceToken…) describe
 /// the signed-in session, or the last one after sign-out. <c>serviceToken</c> is the token pushes carry,
 /// <c>heartbeatServiceToken</c> the newest one a heartbeat sent (adopted or not, by the HeartbeatServiceToken
-/// switch). Push counts cover queued delivery, not push-once.
+/// switch). <c>skills</c>: the skill queues the session's newest resetskill signed it into (null before one).
+/// Push counts cover queued delivery, not push-once.
 /// </summary>
 public sealed record AgentView(
     string AgentId,
@@ -16,6 +17,7 @@ public sealed record AgentView(
     string? HeartbeatServiceToken,
     string? PhoneNumber,
     int? Status,
+    IReadOnlyList<int>? Skills,
     DateTimeOffset? SignedInAt,
     DateTimeOffset? LastHeartbeatAt,
     DateTimeOffset? SignedOutAt,

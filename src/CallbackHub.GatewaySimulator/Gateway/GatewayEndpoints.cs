@@ -25,6 +25,7 @@ internal static class GatewayEndpoints
         agent.MapDelete("/forcelogout", (string agentid, HttpContext http, AgentLifecycle lifecycle) =>
             GatewayAnswer.Reply(http, lifecycle.SignOut(agentid, GuidOf(http), "forcelogout")));
         agent.MapDelete("/forcelogoutwithreason/{reason}", ForceLogoutWithReason);
+        agent.MapPost("/resetskill/{autoflag}", ResetSkill);
         app.MapGet("/agentgateway/resource/agentevent/{agentid}", PollAsync);
         return app;
     }
@@ -92,6 +93,45 @@ internal static class GatewayEndpoints
 
         return GatewayAnswer.Reply(http, lifecycle.SignOut(agentid, GuidOf(http), $"forcelogout:{code}"));
     }
+
+    /// <summary>
+    /// <c>POST resetskill/{autoflag}?skillid=1;2;3&amp;phonelinkage=0|1</c> (docs/gateway-protocol.md §1): autoflag true
+    /// signs into the agent's configured skill queues, false into the skillid list (';'-separated, at most 4000 characters).
+    /// </summary>
+    private static IResult ResetSkill(string agentid, string autoflag, HttpContext http, AgentLifecycle lifecycle)
+    {
+        var query = http.Request.Query;
+        if (!bool.TryParse(autoflag, out var auto))
+        {
+            return BadUrlParameter(http, "autoflag must be true or false");
+        }
+
+        if (query["phonelinkage"] is { Count: > 0 } linkage && linkage.ToString() is not ("0" or "1"))
+        {
+            return BadUrlParameter(http, "phonelinkage must be 0 or 1");
+        }
+
+        List<int>? skills = null;
+        if (!auto)
+        {
+            var list = query["skillid"].ToString();
+            var ids = list.Split(';', StringSplitOptions.RemoveEmptyEntries);
+            if (list.Length > 4000 || ids.Length == 0 || !ids.All(IsSkillId))
+            {
+                return BadUrlParameter(http, "skillid must be skill ids separated by ';' (at most 4000 characters) when autoflag is false");
+            }
+
+            skills = [.. ids.Select(id => int.Parse(id, CultureInfo.InvariantCulture))];
+        }
+
+        return GatewayAnswer.Reply(http, lifecycle.ResetSkills(agentid, GuidOf(http), skills));
+    }
+
+    private static bool IsSkillId(string id) =>
+        id.Length is >= 1 and <= 9 && id.All(char.IsAsciiDigit) && int.Parse(id, CultureInfo.InvariantCulture) > 0;
+
+    private static IResult BadUrlParameter(HttpContext http, string message) =>
+        GatewayAnswer.Reply(http, new GatewayOutcome(RetCodes.BadUrlParameter, message));
 
     /// <summary>Poll mode: answers with the next event, or with none after Simulator:PollWait.</summary>
     private static async Task<IResult> PollAsync(string agentid, HttpContext http, AgentLifecycle lifecycle, IOptions<SimulatorOptions> options, TimeProvider time)

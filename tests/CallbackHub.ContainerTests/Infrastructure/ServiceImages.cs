@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace CallbackHub.ContainerTests.Infrastructure;
 
 /// <summary>
@@ -46,14 +44,15 @@ public sealed class ServiceImages : IAsyncLifetime
             "-r", "linux-x64", "--self-contained", "--artifacts-path", Path.Combine(_work, "artifacts"), "-o", publish, "-nologo",
             // No compiler or MSBuild server outliving the publish: they would inherit (and hold open) our pipes.
             "--disable-build-servers");
-        File.Copy(Repository.PathOf("deploy/Dockerfile"), Path.Combine(context, "Dockerfile"));
+        var dockerfile = Path.Combine(context, "deploy", "Dockerfile");
+        File.Copy(Repository.PathOf("deploy/Dockerfile"), dockerfile);
 
         // The docker CLI rather than Testcontainers' builder, which pulls every FROM image of the file first — also
         // the SDK image the prebuilt target never uses. The classic builder (as in deploy/images) stops at the target.
         var tag = $"callbackhub-test/{project.ToLowerInvariant()}:{Guid.NewGuid():N}";
         try
         {
-            await RunAsync("docker", "build", "--force-rm", "--target", "prebuilt", "--tag", tag,
+            await RunAsync("docker", "build", "--force-rm", "--file", dockerfile, "--target", "prebuilt", "--tag", tag,
                 "--build-arg", $"RUNTIME_IMAGE={Images.Runtime}", "--build-arg", $"PROJECT={project}",
                 "--build-arg", $"HEALTHCHECK_PATH={healthPath}", context);
         }
@@ -69,23 +68,6 @@ public sealed class ServiceImages : IAsyncLifetime
         return tag;
     }
 
-    private static async Task RunAsync(string file, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.Environment["DOCKER_BUILDKIT"] = "0";
-        // `dotnet test` exports MSBuild variables of its own build; a nested build must find its own.
-        foreach (var variable in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            start.Environment.Remove(variable);
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} failed ({process.ExitCode}):\n{await output}\n{await error}");
-        }
-    }
+    private static Task<CommandResult> RunAsync(string file, params string[] arguments) =>
+        Command.SucceedAsync(file, arguments, environment: new Dictionary<string, string> { ["DOCKER_BUILDKIT"] = "0" });
 }

@@ -1,8 +1,13 @@
+using System.Reflection;
+
 namespace CallbackHub.ContainerTests.Infrastructure;
 
 internal static class Repository
 {
-    /// <summary>The checkout's root (where CallbackHub.sln is), found upwards from the test assembly.</summary>
+    /// <summary>
+    /// The checkout's root (where CallbackHub.sln is), found upwards from the test assembly, else the one it was built
+    /// from (an assembly built with --artifacts-path elsewhere).
+    /// </summary>
     public static string Root { get; } = Find();
 
     public static string PathOf(string relative) => Path.Combine(Root, relative);
@@ -17,6 +22,10 @@ internal static class Repository
             }
         }
 
-        throw new InvalidOperationException($"No CallbackHub.sln above {AppContext.BaseDirectory}.");
+        var builtFrom = typeof(Repository).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .SingleOrDefault(a => a.Key == "RepositoryRoot")?.Value;
+        return builtFrom is not null && File.Exists(Path.Combine(builtFrom, "CallbackHub.sln"))
+            ? builtFrom
+            : throw new InvalidOperationException($"No CallbackHub.sln above {AppContext.BaseDirectory} nor in {builtFrom}.");
     }
 }

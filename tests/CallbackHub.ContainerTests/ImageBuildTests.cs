@@ -48,10 +48,20 @@ public sealed class ImageBuildTests
             var entrypoint = await Command.SucceedAsync("docker", ["image", "inspect", "--format", "{{json .Config.Entrypoint}} {{.Config.User}}", tag]);
             Assert.Equal("""["/app/entrypoint"] app""", entrypoint.Output.Trim());
 
-            // The app itself runs: with no settings at all it stops at once, naming the first setting it misses.
+            // The app itself runs: with no settings at all it stops at once, naming a setting it misses.
             var start = await Command.RunAsync("docker", ["run", "--rm", "--name", $"callbackhub-test-{id}", tag], timeout: TimeSpan.FromSeconds(60));
             Assert.True(start.ExitCode is not 0 and not 125 and not 126 and not 127, start.ToString());
             Assert.Contains("ConnectionStrings__Postgres", start.Output, StringComparison.Ordinal);
+
+            // ...and carries every migration of migrations/, which the project compiles from outside src/.
+            var migrations = Directory.GetFiles(Repository.PathOf("migrations"), "2*.cs")
+                .Where(f => !f.EndsWith(".Designer.cs", StringComparison.Ordinal))
+                .Select(Path.GetFileNameWithoutExtension).OfType<string>().ToList();
+            Assert.NotEmpty(migrations);
+            var missing = await Command.RunAsync("docker", [
+                "run", "--rm", "--entrypoint", "bash", tag, "-c",
+                """for id; do grep -qaF "$id" /app/CallbackHub.dll || echo "missing $id"; done""", "_", .. migrations]);
+            Assert.True(missing.ExitCode == 0 && missing.Output.Trim().Length == 0, missing.ToString());
         }
         finally
         {

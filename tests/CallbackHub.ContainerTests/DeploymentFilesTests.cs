@@ -5,8 +5,8 @@ using YamlDotNet.RepresentationModel;
 namespace CallbackHub.ContainerTests;
 
 /// <summary>
-/// What CI can check of the files it cannot run as a whole (no `docker compose`, no cluster, no registry for the
-/// Dockerfile's SDK stage): they parse, and everything they point at exists.
+/// What CI can check of the deployment files without running them (no cluster here; the images and the compose demo
+/// are built and run by ImageBuildTests and RunScriptTests): they parse, and everything they point at exists.
 /// </summary>
 public sealed partial class DeploymentFilesTests
 {
@@ -64,6 +64,19 @@ public sealed partial class DeploymentFilesTests
 
         Assert.NotEmpty(sources);
         Assert.All(sources, source => Assert.True(Path.Exists(Repository.PathOf(source)), $"COPY {source}: missing"));
+    }
+
+    [Fact]
+    public void Both_dockerignore_files_exclude_the_same_paths()
+    {
+        // The classic builder reads the root .dockerignore, BuildKit deploy/Dockerfile.dockerignore: one context either way.
+        static List<string> Patterns(string path) =>
+            [.. File.ReadAllLines(Repository.PathOf(path)).Where(l => l.Length > 0 && !l.StartsWith('#')).Order(StringComparer.Ordinal)];
+
+        var root = Patterns(".dockerignore");
+        Assert.Equal(root, Patterns("deploy/Dockerfile.dockerignore"));
+        Assert.Contains("**/obj", root);
+        Assert.DoesNotContain(root, p => p.StartsWith("deploy", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -54,7 +54,12 @@ pin_docker_api_version() {
 
 # True when the image is here or a registry hands it out quickly.
 have_or_pull() { # image [seconds]
-  docker image inspect "$1" >/dev/null 2>&1 || timeout "${2:-20}" docker pull --quiet "$1" >/dev/null 2>&1
+  docker image inspect "$1" >/dev/null 2>&1 && return
+  if command -v timeout >/dev/null; then
+    timeout "${2:-20}" docker pull --quiet "$1" >/dev/null 2>&1
+  else # macOS has no timeout
+    docker pull --quiet "$1" >/dev/null 2>&1
+  fi
 }
 
 # A build argument's default in deploy/Dockerfile (the official .NET images), e.g. `dockerfile_default SDK_IMAGE`.

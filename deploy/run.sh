@@ -108,7 +108,8 @@ publish_on_host() {
     # Intermediate files under artifacts/run (kept for the next run) rather than the projects' obj/ folders, which
     # builds and IDEs of the checkout use. No build server outlives the publish.
     dotnet publish "src/$project/$project.csproj" -c Release -r linux-x64 --self-contained \
-      --artifacts-path artifacts/run -o "deploy/publish/$project" -nologo -v quiet --disable-build-servers
+      --artifacts-path artifacts/run -o "deploy/publish/$project" -nologo -v quiet --disable-build-servers \
+      || die "dotnet publish of $project failed (its errors are above)"
   done
 }
 

@@ -115,7 +115,7 @@ publish_on_host() {
 
 print_logs() {
   "${compose[@]}" ps >&2 || true
-  "${compose[@]}" logs --no-color --tail=40 >&2 || true
+  "${compose[@]}" logs --no-color --tail=25 >&2 || true
 }
 
 # The sum of one Prometheus counter's series on /metrics, 0 when it is not there yet.
@@ -199,7 +199,8 @@ up() {
   log "${compose[*]} up -d"
   if ! "${compose[@]}" up -d --remove-orphans; then
     print_logs
-    die "the demo did not start (the containers' state and last logs are above)"
+    die "the demo did not start (the containers' state and last logs are above; a host port taken? move it with" \
+        "POSTGRES_PORT, RABBITMQ_PORT, RABBITMQ_UI_PORT, SIMULATOR_PORT, CALLBACKHUB_HTTP_PORT or CALLBACKHUB_HTTPS_PORT)"
   fi
   wait_for_events
   show_latest_events

@@ -162,11 +162,23 @@ namespace CallbackHub.Migrations
                         .HasColumnType("bytea")
                         .HasColumnName("token_hash");
 
+                    b.Property<DateTimeOffset?>("TokenSeenAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("token_seen_at");
+
                     b.Property<DateTimeOffset>("UpdatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("updated_at");
 
+                    b.Property<int>("Version")
+                        .IsConcurrencyToken()
+                        .HasColumnType("integer")
+                        .HasColumnName("version");
+
                     b.HasKey("AgentId");
+
+                    b.HasIndex("OwnerInstance")
+                        .HasDatabaseName("ix_agent_sessions_owner_instance");
 
                     b.ToTable("agent_sessions", (string)null);
                 });
@@ -192,6 +204,22 @@ namespace CallbackHub.Migrations
                     b.HasKey("AgentId");
 
                     b.ToTable("agent_streams", (string)null);
+                });
+
+            modelBuilder.Entity("CallbackHub.Storage.KeeperInstance", b =>
+                {
+                    b.Property<string>("InstanceId")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("instance_id");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
+                    b.HasKey("InstanceId");
+
+                    b.ToTable("keeper_instances", (string)null);
                 });
 #pragma warning restore 612, 618
         }

@@ -155,3 +155,46 @@ BEGIN
 END $EF$;
 COMMIT;
 
+START TRANSACTION;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202055623_SessionsAtScale') THEN
+    ALTER TABLE agent_sessions ADD token_seen_at timestamp with time zone;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202055623_SessionsAtScale') THEN
+    ALTER TABLE agent_sessions ADD version integer NOT NULL DEFAULT 0;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202055623_SessionsAtScale') THEN
+    CREATE TABLE keeper_instances (
+        instance_id character varying(200) NOT NULL,
+        expires_at timestamp with time zone NOT NULL,
+        CONSTRAINT "PK_keeper_instances" PRIMARY KEY (instance_id)
+    );
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202055623_SessionsAtScale') THEN
+    CREATE INDEX ix_agent_sessions_owner_instance ON agent_sessions (owner_instance);
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202055623_SessionsAtScale') THEN
+    INSERT INTO "__EFMigrationsHistory" ("MigrationId", "ProductVersion")
+    VALUES ('20261202055623_SessionsAtScale', '10.0.15');
+    END IF;
+END $EF$;
+COMMIT;
+

@@ -70,18 +70,8 @@ public static class CallbackHubApp
         services.AddGatewayClient();
 
         services.AddValidatedOptions<CallbackOptions>(CallbackOptions.Section, CallbackOptions.Validate);
-        services.AddSingleton<PushAuthenticator>();
         services.AddSingleton<PushReceiver>();
-
-        services.AddValidatedOptions<ManagementOptions>(ManagementOptions.Section, ManagementOptions.Validate);
-        services.AddValidatedOptions<SessionKeepingOptions>(SessionKeepingOptions.Section, SessionKeepingOptions.Validate);
-        services.AddValidatedOptions<RosterOptions>(RosterOptions.Validate)
-            .Configure<IConfiguration>((o, configuration) => configuration.GetSection("Agents").Bind(o.Agents));
-        services.AddSingleton<Credentials>();
-        services.AddSingleton<PendingTokens>();
-        services.AddScoped<AgentSessions>();
-        services.AddSingleton<SessionKeeper>();
-        services.AddHostedService(provider => provider.GetRequiredService<SessionKeeper>());
+        services.AddAgents();
         services.AddObservability();
 
         configure?.Invoke(builder);

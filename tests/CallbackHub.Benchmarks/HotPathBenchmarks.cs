@@ -38,7 +38,7 @@ public class HotPathBenchmarks
     [Benchmark]
     public object ParseAndValidate() => PushParser.TryParse(_body, out var batch, out var rejection) ? batch : rejection;
 
-    /// <summary>What PushAuthenticator does per push once the agent's hashes are cached.</summary>
+    /// <summary>What SessionTokens does per push once the agent's hashes are cached.</summary>
     [Benchmark]
     public bool TokenCheck() => CryptographicOperations.FixedTimeEquals(ServiceToken.Hash(_token), _storedHash);
 

@@ -166,14 +166,14 @@ public sealed class AgentApiTests(PostgresFixture postgres, RabbitMqFixture rabb
 
     [Theory]
     [InlineData("100")]
-    [InlineData("60000")]
+    [InlineData("1000000")]
     [InlineData("abc")]
-    public async Task Agent_ids_outside_101_to_59999_are_rejected(string agentId)
+    public async Task Agent_ids_outside_101_to_999999_are_rejected(string agentId)
     {
         using var response = await Hub.Api.PutAsJsonAsync($"/api/agents/{agentId}/session", new { password = "p", phoneNumber = "1" });
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Contains("101 to 59999", await response.Content.ReadAsStringAsync());
+        Assert.Contains("101 to 999999", await response.Content.ReadAsStringAsync());
         Assert.Empty(await Gateway.RequestsAsync(100));
     }
 

@@ -104,7 +104,7 @@ public sealed class PushTests(PostgresFixture postgres, RabbitMqFixture rabbitMq
         ["wrong content type"] = ("text/plain", Body(Agent, Item), HttpStatusCode.UnsupportedMediaType, "Content-Type"),
         ["JSON array"] = ("application/json", "[]", HttpStatusCode.BadRequest, "JSON object"),
         ["no workNo"] = ("application/json", """{"eventList":[{"eventType":"AgentState_Ready","content":null}]}""", HttpStatusCode.BadRequest, "workNo is missing"),
-        ["workNo out of range"] = ("application/json", Body(99, Item), HttpStatusCode.BadRequest, "101 to 59999"),
+        ["workNo out of range"] = ("application/json", Body(99, Item), HttpStatusCode.BadRequest, "101 to 999999"),
         ["no eventList"] = ("application/json", """{"workNo":"1001"}""", HttpStatusCode.BadRequest, "eventList is missing"),
         ["empty eventList"] = ("application/json", """{"workNo":"1001","eventList":[]}""", HttpStatusCode.BadRequest, "eventList is empty"),
         ["no eventType"] = ("application/json", Body(Agent, """{"workNo":"1001","content":null}"""), HttpStatusCode.BadRequest, "eventList[0].eventType"),

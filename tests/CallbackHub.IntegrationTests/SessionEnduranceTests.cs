@@ -18,6 +18,9 @@ public sealed class SessionEnduranceTests(PostgresFixture postgres, RabbitMqFixt
     protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?>
     {
         ["Sessions:KeeperEnabled"] = "false",
+        // Leases run on the database's clock, not the simulated one: short, so that a test can wait one out.
+        ["Sessions:LeaseDuration"] = "00:00:02",
+        ["Sessions:KeeperInterval"] = "00:00:01",
         ["Agents:0:AgentId"] = $"{RosterAgent}",
         ["Agents:0:Password"] = "roster-password",
         ["Agents:0:PhoneNumber"] = "88030",
@@ -86,6 +89,7 @@ public sealed class SessionEnduranceTests(PostgresFixture postgres, RabbitMqFixt
         var ownerBefore = (await SessionViaAsync(b))["ownerInstance"]!.GetValue<string>();
         // A dies: no more ticks, no goodbye (its keeper never runs again; its lease is left to lapse).
         await a.App.Services.GetRequiredService<SessionKeeper>().StopAsync(CancellationToken.None);
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
         for (var i = 0; i < 8; i++)
         {
             _clock.Advance(TimeSpan.FromSeconds(15));

@@ -18,11 +18,15 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
 {
     private const int RosterAgent = 1020;
     private const int LockedAgent = 1010;
+    private static readonly TimeSpan LeaseDuration = TimeSpan.FromSeconds(2);
     private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
 
     protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?>
     {
         ["Sessions:KeeperEnabled"] = "false", // the test drives the keeper, one tick at a time
+        // Leases run on the database's clock, not the simulated one: short, so that a test can wait one out.
+        ["Sessions:LeaseDuration"] = LeaseDuration.ToString(),
+        ["Sessions:KeeperInterval"] = "00:00:01",
         ["Agents:0:AgentId"] = $"{RosterAgent}",
         ["Agents:0:Password"] = "roster-password",
         ["Agents:0:PhoneNumber"] = "88020",
@@ -133,7 +137,8 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
         // …and a gateway that dropped the session where no push could tell (the old callback is gone).
         using var dropped = await Gateway.Http.PostAsync($"/simulator/agents/{Agent}/sign-out?reason=test", null);
 
-        // Past the first instance's lease (30 s): it never handed it back.
+        // Past the first instance's lease: it never handed it back. And a heartbeat is due.
+        await Task.Delay(LeaseDuration + TimeSpan.FromMilliseconds(500));
         _clock.Advance(TimeSpan.FromSeconds(31));
         await other.App.Services.GetRequiredService<SessionKeeper>().TickAsync(CancellationToken.None);
 
@@ -243,7 +248,8 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
         await Hub.DisposeAsync(); // graceful, but with Sessions:SignOutOnShutdown off (below) the agent stays in
 
         await using var restarted = await StartHubAsync(new Dictionary<string, string?> { ["Sessions:SignOutOnShutdown"] = "false" });
-        // The stopped instance's lease (30 s from sign-in) lapses; then the new one takes the session over.
+        // The stopped instance's lease lapses; then the new one takes the session over, its heartbeat due.
+        await Task.Delay(LeaseDuration + TimeSpan.FromMilliseconds(500));
         _clock.Advance(TimeSpan.FromSeconds(31));
         await restarted.App.Services.GetRequiredService<SessionKeeper>().TickAsync(CancellationToken.None);
 

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using CallbackHub.Callbacks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
@@ -20,23 +19,23 @@ internal static class AgentEndpoints
         return app;
     }
 
-    private static async Task<Ok<IReadOnlyList<AgentSessionView>>> ListAsync(AgentSessions sessions, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await sessions.ListAsync(cancellationToken));
+    private static async Task<Ok<IReadOnlyList<AgentSessionView>>> ListAsync(SessionStore sessions, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await sessions.ListViewsAsync(cancellationToken));
 
     private static async Task<Results<Ok<AgentSessionView>, ProblemHttpResult>> GetAsync(
-        string agentId, AgentSessions sessions, CancellationToken cancellationToken)
+        string agentId, SessionStore sessions, CancellationToken cancellationToken)
     {
         if (!TryParseAgentId(agentId, out var id, out var invalid))
         {
             return invalid;
         }
 
-        var session = await sessions.GetAsync(id, cancellationToken);
+        var session = await sessions.GetViewAsync(id, cancellationToken);
         return session is null ? ToProblem(AgentProblem.NotSignedIn(id)) : TypedResults.Ok(session);
     }
 
     private static async Task<Results<Ok<AgentSessionView>, ValidationProblem, ProblemHttpResult>> SignInAsync(
-        string agentId, HttpRequest http, AgentSessions sessions, CancellationToken cancellationToken)
+        string agentId, HttpRequest http, SignIns sessions, CancellationToken cancellationToken)
     {
         if (!TryParseAgentId(agentId, out var id, out var invalid))
         {
@@ -61,7 +60,7 @@ internal static class AgentEndpoints
     }
 
     private static async Task<Results<Ok<AgentSessionView>, ProblemHttpResult>> SignOutAsync(
-        string agentId, AgentSessions sessions, CancellationToken cancellationToken)
+        string agentId, SignIns sessions, CancellationToken cancellationToken)
     {
         if (!TryParseAgentId(agentId, out var id, out var invalid))
         {
@@ -118,7 +117,7 @@ internal static class AgentEndpoints
     private static bool TryParseAgentId(string value, out int agentId, out ProblemHttpResult invalid)
     {
         invalid = null!;
-        if (int.TryParse(value, System.Globalization.NumberStyles.None, null, out agentId) && PushParser.IsValidAgentId(agentId))
+        if (int.TryParse(value, System.Globalization.NumberStyles.None, null, out agentId) && AgentIds.IsValid(agentId))
         {
             return true;
         }
@@ -126,7 +125,7 @@ internal static class AgentEndpoints
         invalid = TypedResults.Problem(
             statusCode: StatusCodes.Status400BadRequest,
             title: "Invalid agent id",
-            detail: $"The agent id must be a whole number from {PushParser.MinAgentId} to {PushParser.MaxAgentId}; '{value}' is not.");
+            detail: $"The agent id must be a whole number from {AgentIds.Range}; '{value}' is not.");
         return false;
     }
 

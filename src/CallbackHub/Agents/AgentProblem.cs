@@ -16,8 +16,8 @@ internal sealed record AgentProblem(int Status, string Title, string Detail, str
     {
         var status = answer.Retcode switch
         {
-            "100-002" or "100-008" or "100-015" or "100-021" => StatusCodes.Status409Conflict,
-            "100-001" or "100-004" or "100-012" or "100-016" or "100-020" or "110-016" => StatusCodes.Status422UnprocessableEntity,
+            GatewayRetcodes.AlreadySignedIn or GatewayRetcodes.AlreadySignedOut or "100-015" or "100-021" => StatusCodes.Status409Conflict,
+            _ when GatewayRetcodes.Handle(answer.Retcode) == RetcodeHandling.Hopeless => StatusCodes.Status422UnprocessableEntity,
             _ => StatusCodes.Status502BadGateway,
         };
         var meaning = GatewayRetcodes.Describe(answer.Retcode);

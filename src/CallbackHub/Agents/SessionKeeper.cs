@@ -1,3 +1,7 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Threading.Channels;
+using CallbackHub.Gateway;
 using CallbackHub.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -5,140 +9,242 @@ using Npgsql;
 namespace CallbackHub.Agents;
 
 /// <summary>
-/// Keeps every agent in push mode: signs the roster in at start, and on every tick renews this instance's
-/// leases in PostgreSQL and does what is due for the sessions it owns (heartbeat, token rotation, recovery).
-/// Each session is kept by exactly one instance at a time; when that instance dies its leases lapse and
-/// another instance takes the agents over — without signing them out, the Guid and tokens being shared.
+/// Keeps every agent in push mode. Every <see cref="SessionKeepingOptions.KeeperInterval"/> a round renews this
+/// instance's leases and balances them with the other instances (<see cref="SessionLeases"/>), then queues what is due
+/// for the sessions it owns — heartbeats first, then sign-ins — for workers that do it concurrently, as many as the
+/// gateway takes calls (<see cref="GatewayOptions.MaxConcurrentCalls"/>). A round never waits for that work, so a slow
+/// gateway never lets a lease lapse; an agent's failure is its own, never the round's.
 /// </summary>
 internal sealed partial class SessionKeeper(
     IServiceScopeFactory scopes,
+    SessionLeases leases,
     NpgsqlDataSource dataSource,
+    Roster roster,
     IOptions<SessionKeepingOptions> options,
-    IOptions<RosterOptions> roster,
+    IOptions<GatewayOptions> gatewayOptions,
     TimeProvider time,
     ILogger<SessionKeeper> logger) : BackgroundService, IHostedLifecycleService
 {
-    private const string ClaimSql = """
-        UPDATE agent_sessions SET owner_instance = $1, lease_expires_at = $2
-        WHERE (state IN ('active', 'lost', 'signing-in', 'signing-out') OR state = 'failed' AND next_sign_in_at IS NOT NULL)
-          AND (owner_instance = $1 OR owner_instance IS NULL OR lease_expires_at IS NULL OR lease_expires_at < $3)
-        RETURNING agent_id, state, coalesce(last_heartbeat_at, signed_in_at), next_sign_in_at, updated_at
-        """;
+    private const string RosterStatesSql = "SELECT agent_id, state FROM agent_sessions WHERE agent_id = ANY($1)";
 
-    private const string OwnedSql = "SELECT agent_id FROM agent_sessions WHERE owner_instance = $1 AND state = 'active'";
-    private const string ReleaseSql = "UPDATE agent_sessions SET owner_instance = NULL, lease_expires_at = NULL WHERE owner_instance = $1";
+    private readonly Channel<int> _heartbeats = Channel.CreateUnbounded<int>();
+    private readonly Channel<int> _signIns = Channel.CreateUnbounded<int>();
+    private readonly ConcurrentDictionary<int, byte> _inFlight = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _workers = [];
+    private long _leasesSafeUntil;
+    private bool _rosterQueued;
 
-    private bool _rosterSignedIn;
+    private SessionKeepingOptions Options => options.Value;
+
+    /// <summary>Sessions this instance owns after its last round (for the log and tests).</summary>
+    public int Owned { get; private set; }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (!options.Value.KeeperEnabled)
+        if (!Options.KeeperEnabled)
         {
             return;
         }
 
-        while (!stoppingToken.IsCancellationRequested)
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, _stopping.Token);
+        for (var i = 0; i < gatewayOptions.Value.MaxConcurrentCalls; i++)
+        {
+            _workers.Add(Task.Run(() => WorkAsync(both.Token), CancellationToken.None));
+        }
+
+        while (!both.IsCancellationRequested)
         {
             try
             {
-                await TickAsync(stoppingToken);
+                await RoundAsync(both.Token);
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException
+                                       || (e is OperationCanceledException && !both.IsCancellationRequested))
             {
-                LogTickFailed(e);
+                LogRoundFailed(e);
             }
 
-            await Task.Delay(options.Value.KeeperInterval, time, stoppingToken).ContinueWith(static _ => { }, TaskScheduler.Default);
+            await Task.Delay(Options.KeeperInterval, time, both.Token).ContinueWith(static _ => { }, TaskScheduler.Default);
         }
+
+        _heartbeats.Writer.TryComplete();
+        _signIns.Writer.TryComplete();
+        await Task.WhenAll(_workers);
     }
 
-    /// <summary>One round of keeping; the background loop calls it every <see cref="SessionKeepingOptions.KeeperInterval"/>.</summary>
+    /// <summary>One round, with the work it finds done before it returns: for tests that drive the keeper by hand.</summary>
     public async Task TickAsync(CancellationToken cancellationToken)
     {
-        if (!_rosterSignedIn)
-        {
-            await SignInRosterAsync(cancellationToken);
-            _rosterSignedIn = true;
-        }
-
-        var due = await ClaimLeasesAsync(cancellationToken);
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken };
-        await Parallel.ForEachAsync(due, parallel, async (agentId, token) =>
-        {
-            await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<AgentSessions>().KeepAsync(agentId, token);
-        });
+        var (signIns, due) = await PlanAsync(cancellationToken);
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = gatewayOptions.Value.MaxConcurrentCalls, CancellationToken = cancellationToken };
+        await Parallel.ForEachAsync(signIns, parallel, async (agentId, token) => await SignInRosterAgentAsync(agentId, token));
+        await Parallel.ForEachAsync(due, parallel, async (agentId, token) => await KeepAsync(agentId, token));
     }
 
-    /// <summary>Roster agents with no live session (never signed in, signed out, or a failed sign-in) are signed in; live ones are resumed as they are.</summary>
-    private async Task SignInRosterAsync(CancellationToken cancellationToken)
+    private async Task RoundAsync(CancellationToken cancellationToken)
     {
-        foreach (var agent in roster.Value.Agents)
+        var (signIns, due) = await PlanAsync(cancellationToken);
+        foreach (var agentId in due.Where(id => _inFlight.TryAdd(id, 0)))
         {
-            await using var scope = scopes.CreateAsyncScope();
-            var sessions = scope.ServiceProvider.GetRequiredService<AgentSessions>();
-            var current = await sessions.GetAsync(agent.AgentId, cancellationToken);
-            if (current is null || current.State == AgentSessionStates.ToText(AgentSessionState.SignedOut)
-                                || current.State == AgentSessionStates.ToText(AgentSessionState.Failed))
-            {
-                await sessions.SignInAsync(agent.AgentId, agent, automatic: true, cancellationToken);
-            }
+            _heartbeats.Writer.TryWrite(agentId);
+        }
+
+        foreach (var agentId in signIns)
+        {
+            _signIns.Writer.TryWrite(agentId);
         }
     }
 
-    /// <summary>
-    /// Renews (or takes) this instance's leases in one statement and returns the agents with something due:
-    /// a heartbeat, or a sign-in of a lost session. The rest cost nothing more this round.
-    /// </summary>
-    private async Task<List<int>> ClaimLeasesAsync(CancellationToken cancellationToken)
+    /// <summary>Renews and balances the leases, then names what is due: roster sign-ins (once) and owned sessions.</summary>
+    private async Task<(List<int> SignIns, List<int> Due)> PlanAsync(CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
+        var round = await leases.RenewAndBalanceAsync(Options.InstanceId, Options.LeaseDuration, _inFlight.Keys.ToList(), cancellationToken);
+        // The leases run until the database's now() + LeaseDuration, and that now() came after `started`: until then
+        // (less a margin), this instance may act for them. A frozen process finds this passed when it wakes.
+        Volatile.Write(ref _leasesSafeUntil, started + (long)((Options.LeaseDuration - Options.KeeperInterval).TotalSeconds * Stopwatch.Frequency));
+        if (round.Taken > 0 || round.Released > 0 || round.Owned != Owned)
+        {
+            LogLeases(round.Owned, round.Share, round.Instances, round.Taken, round.Released);
+        }
+
+        Owned = round.Owned;
+        var signIns = _rosterQueued ? [] : await RosterToSignInAsync(cancellationToken);
+        _rosterQueued = true;
+
         var now = time.GetUtcNow();
-        await using var command = dataSource.CreateCommand(ClaimSql);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = options.Value.InstanceId });
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now + options.Value.LeaseDuration });
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
-        var due = new List<int>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        var due = (await leases.ReadOwnedAsync(Options.InstanceId, cancellationToken))
+            .Where(s => SessionRules.IsDue(Options, s.State, s.LastAnswer, s.NextSignInAt, s.UpdatedAt, now))
+            // Heartbeats most overdue first.
+            .OrderBy(s => s.LastAnswer ?? DateTimeOffset.MinValue)
+            .Select(s => s.AgentId)
+            .ToList();
+        return (signIns, due);
+    }
+
+    /// <summary>Roster agents with no live session (never signed in, signed out, or failed): resumed ones stay as they are.</summary>
+    private async Task<List<int>> RosterToSignInAsync(CancellationToken cancellationToken)
+    {
+        var ids = roster.Agents.Select(a => a.AgentId).ToArray();
+        if (ids.Length == 0)
         {
-            if (options.Value.IsDue(
-                    AgentSessionStates.Parse(reader.GetString(1)), NullableTime(reader, 2), NullableTime(reader, 3), reader.GetFieldValue<DateTimeOffset>(4), now))
+            return [];
+        }
+
+        var live = new HashSet<int>();
+        await using var command = dataSource.CreateCommand(RosterStatesSql);
+        command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = ids });
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
             {
-                due.Add(reader.GetInt32(0));
+                if (AgentSessionStates.Parse(reader.GetString(1)) is not (AgentSessionState.SignedOut or AgentSessionState.Failed))
+                {
+                    live.Add(reader.GetInt32(0));
+                }
             }
         }
 
-        return due;
+        return ids.Where(id => !live.Contains(id)).ToList();
+    }
+
+    private async Task WorkAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                // Heartbeats before sign-ins: a mass sign-in (start, a gateway back from an outage) never starves them.
+                if (_heartbeats.Reader.TryRead(out var agentId))
+                {
+                    try
+                    {
+                        if (Stopwatch.GetTimestamp() < Volatile.Read(ref _leasesSafeUntil))
+                        {
+                            await KeepAsync(agentId, cancellationToken);
+                        }
+                    }
+                    finally
+                    {
+                        _inFlight.TryRemove(agentId, out _);
+                    }
+                }
+                else if (_signIns.Reader.TryRead(out agentId))
+                {
+                    await SignInRosterAgentAsync(agentId, cancellationToken);
+                }
+                else
+                {
+                    await Task.WhenAny(
+                        _heartbeats.Reader.WaitToReadAsync(cancellationToken).AsTask(),
+                        _signIns.Reader.WaitToReadAsync(cancellationToken).AsTask());
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>One agent's due work, in its own scope; whatever goes wrong stays with that agent.</summary>
+    private async Task KeepAsync(int agentId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<SessionKeeping>().KeepAsync(agentId, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogAgentFailed(e, agentId);
+        }
+    }
+
+    private async Task SignInRosterAgentAsync(int agentId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<SignIns>().SignInAsync(agentId, roster.Get(agentId), automatic: true, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogAgentFailed(e, agentId);
+        }
     }
 
     /// <summary>
-    /// On SIGTERM, before the web server stops: sign this instance's agents out, or (when another instance is to
-    /// keep them) hand their leases back so that it takes over at once.
+    /// On SIGTERM, before the web server stops: no new work is started and what is under way finishes; then this
+    /// instance's agents are signed out, or (when another instance is to keep them) their leases handed back so that
+    /// it takes over at once. A crash does neither: the leases lapse and another instance takes over.
     /// </summary>
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
-        if (!options.Value.KeeperEnabled)
+        if (!Options.KeeperEnabled)
         {
             return;
         }
 
+        await _stopping.CancelAsync();
+        await Task.WhenAll(_workers).WaitAsync(gatewayOptions.Value.Timeout * 2, cancellationToken).ContinueWith(static _ => { }, TaskScheduler.Default);
         try
         {
-            if (options.Value.SignOutOnShutdown)
+            if (Options.SignOutOnShutdown)
             {
-                await using var owned = dataSource.CreateCommand(OwnedSql);
-                owned.Parameters.Add(new NpgsqlParameter<string> { TypedValue = options.Value.InstanceId });
-                foreach (var agentId in await ReadIdsAsync(owned, cancellationToken))
+                var active = (await leases.ReadOwnedAsync(Options.InstanceId, cancellationToken))
+                    .Where(s => s.State == AgentSessionState.Active).Select(s => s.AgentId).ToList();
+                var parallel = new ParallelOptions { MaxDegreeOfParallelism = gatewayOptions.Value.MaxConcurrentCalls, CancellationToken = cancellationToken };
+                await Parallel.ForEachAsync(active, parallel, async (agentId, token) =>
                 {
                     await using var scope = scopes.CreateAsyncScope();
-                    var outcome = await scope.ServiceProvider.GetRequiredService<AgentSessions>().SignOutAsync(agentId, cancellationToken);
+                    var outcome = await scope.ServiceProvider.GetRequiredService<SignIns>().SignOutAsync(agentId, token);
                     LogShutdownSignOut(agentId, outcome.Problem?.Detail ?? "signed out");
-                }
+                });
             }
 
-            await using var release = dataSource.CreateCommand(ReleaseSql);
-            release.Parameters.Add(new NpgsqlParameter<string> { TypedValue = options.Value.InstanceId });
-            await release.ExecuteNonQueryAsync(cancellationToken);
+            await leases.ReleaseAllAsync(Options.InstanceId, cancellationToken);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
         {
@@ -146,27 +252,24 @@ internal sealed partial class SessionKeeper(
         }
     }
 
-    private static DateTimeOffset? NullableTime(NpgsqlDataReader reader, int ordinal) =>
-        reader.IsDBNull(ordinal) ? null : reader.GetFieldValue<DateTimeOffset>(ordinal);
-
-    private static async Task<List<int>> ReadIdsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
-    {
-        var ids = new List<int>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            ids.Add(reader.GetInt32(0));
-        }
-
-        return ids;
-    }
-
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    public override void Dispose()
+    {
+        _stopping.Dispose();
+        base.Dispose();
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Session keeping round failed; next round in a moment")]
-    private partial void LogTickFailed(Exception exception);
+    private partial void LogRoundFailed(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Keeping the session of agent {AgentId} failed; the other agents go on")]
+    private partial void LogAgentFailed(Exception exception, int agentId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Keeping {Owned} sessions (share {Share} of {Instances} instances; took {Taken}, handed back {Released})")]
+    private partial void LogLeases(int owned, int share, int instances, int taken, int released);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Shutting down: agent {AgentId}: {Outcome}")]
     private partial void LogShutdownSignOut(int agentId, string outcome);

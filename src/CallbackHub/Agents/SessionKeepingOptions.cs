@@ -8,7 +8,7 @@ internal sealed class SessionKeepingOptions
     /// <summary>The gateway signs an agent out after 2 minutes without one; it asks for one every 30 s.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How often the service token is replaced (sent on a heartbeat); the gateway recommends every minute.</summary>
+    /// <summary>How often the service token is replaced (sent on a heartbeat); the gateway recommends every minute. 0: never.</summary>
     public TimeSpan TokenRotationInterval { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long the previous token is still accepted after a rotation, for pushes already in flight.</summary>
@@ -47,26 +47,6 @@ internal sealed class SessionKeepingOptions
     /// <summary>Run the keeper at all (tests drive it by hand).</summary>
     public bool KeeperEnabled { get; set; } = true;
 
-    /// <summary>
-    /// Whether the keeper has something to do for a session now: a heartbeat (or noticing the gateway's silence),
-    /// a sign-in of a lost or failed session, or giving up on a sign-in or sign-out whose instance died. The one rule
-    /// for both the keeper's lease query and <see cref="AgentSessions.KeepAsync"/>.
-    /// </summary>
-    /// <param name="lastAnswer">The last answered heartbeat, or the sign-in when there was none yet.</param>
-    /// <param name="updatedAt">When the session last changed: for a sign-in or sign-out under way, when it started.</param>
-    public bool IsDue(
-        Storage.AgentSessionState state, DateTimeOffset? lastAnswer, DateTimeOffset? nextSignInAt, DateTimeOffset updatedAt, DateTimeOffset now) =>
-        state switch
-        {
-            Storage.AgentSessionState.Active => lastAnswer is null || now - lastAnswer >= HeartbeatInterval,
-            Storage.AgentSessionState.Lost => nextSignInAt is null || nextSignInAt <= now,
-            // Only a sign-in that may succeed when tried again has a next time.
-            Storage.AgentSessionState.Failed => nextSignInAt is not null && nextSignInAt <= now,
-            // A sign-in or sign-out never takes this long: the instance making it died.
-            Storage.AgentSessionState.SigningIn or Storage.AgentSessionState.SigningOut => now - updatedAt >= GatewaySessionTimeout,
-            _ => false,
-        };
-
     public static IEnumerable<string> Validate(SessionKeepingOptions o)
     {
         if (o.HeartbeatInterval <= TimeSpan.Zero || o.HeartbeatInterval >= o.GatewaySessionTimeout)
@@ -74,9 +54,9 @@ internal sealed class SessionKeepingOptions
             yield return "Sessions__HeartbeatInterval must be positive and shorter than Sessions__GatewaySessionTimeout (the gateway's 2 minutes).";
         }
 
-        if (o.TokenRotationInterval <= TimeSpan.Zero || o.TokenOverlap < TimeSpan.Zero)
+        if (o.TokenRotationInterval < TimeSpan.Zero || o.TokenOverlap < TimeSpan.Zero)
         {
-            yield return "Sessions__TokenRotationInterval must be positive and Sessions__TokenOverlap not negative.";
+            yield return "Sessions__TokenRotationInterval (0 turns rotation off) and Sessions__TokenOverlap must not be negative.";
         }
 
         if (o.SignOutGrace < TimeSpan.Zero)

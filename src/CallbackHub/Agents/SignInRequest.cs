@@ -25,15 +25,19 @@ internal record SignInRequest
     public bool? ListenStatus { get; init; }
     public string? ServiceWorkId { get; init; }
 
+    /// <summary>The skill queues to sign in to after every sign-in (the gateway's <c>resetskill</c>); none when absent.</summary>
+    public SkillQueues? Skills { get; init; }
+
     /// <summary>The gateway's own limits, checked here so a mistake gets a clear answer before any call.</summary>
     public Dictionary<string, string[]> Validate()
     {
         var errors = new Dictionary<string, string[]>();
         void Fail(string field, string message) => errors[field] = [message];
 
-        if (string.IsNullOrEmpty(Password) || Password.Length > 32)
+        // Empty is allowed: sites without CTI passwords sign in with "", as Huawei's own example does.
+        if (Password is null || Password.Length > 32)
         {
-            Fail("password", "password is required and may have at most 32 characters.");
+            Fail("password", "password is required (it may be empty) and may have at most 32 characters.");
         }
 
         if (string.IsNullOrEmpty(PhoneNumber) || PhoneNumber.Length > 24)
@@ -64,6 +68,11 @@ internal record SignInRequest
         if (ServiceWorkId is { Length: > 30 })
         {
             Fail("serviceWorkId", "serviceWorkId may have at most 30 characters.");
+        }
+
+        if (Skills is { } skills && skills.Validate() is { } skillError)
+        {
+            Fail("skills", skillError);
         }
 
         return errors;

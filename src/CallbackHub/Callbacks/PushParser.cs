@@ -13,8 +13,8 @@ namespace CallbackHub.Callbacks;
 internal static class PushParser
 {
     public const int MaxEventTypeLength = 128;
-    public const int MinAgentId = 101;
-    public const int MaxAgentId = 59999;
+    public const int MinAgentId = Agents.AgentIds.Min;
+    public const int MaxAgentId = Agents.AgentIds.Max;
 
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
 
@@ -44,7 +44,7 @@ internal static class PushParser
         }
     }
 
-    public static bool IsValidAgentId(int agentId) => agentId is >= MinAgentId and <= MaxAgentId;
+    public static bool IsValidAgentId(int agentId) => Agents.AgentIds.IsValid(agentId);
 
     private static string? TryRead(JsonElement root, out PushBatch batch)
     {

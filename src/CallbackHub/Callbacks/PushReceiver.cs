@@ -16,7 +16,7 @@ namespace CallbackHub.Callbacks;
 /// </summary>
 internal sealed partial class PushReceiver(
     IServiceScopeFactory scopes,
-    PushAuthenticator authenticator,
+    Agents.SessionTokens tokens,
     EventStore store,
     OutboxLeadership leadership,
     OutboxSignal signal,
@@ -81,7 +81,7 @@ internal sealed partial class PushReceiver(
         timeout.CancelAfter(options.Value.StoreTimeout);
         try
         {
-            if (!await authenticator.IsAuthorizedAsync(batch.AgentId, token, timeout.Token))
+            if (!await tokens.IsAuthorizedAsync(batch.AgentId, token, timeout.Token))
             {
                 return PushRejection.Unauthorized($"The {TokenHeader} is not the current token of signed-in agent {batch.AgentId}.");
             }
@@ -128,7 +128,7 @@ internal sealed partial class PushReceiver(
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<Agents.AgentSessions>().SignedOutByGatewayAsync(
+            await scope.ServiceProvider.GetRequiredService<Agents.SessionKeeping>().SignedOutByGatewayAsync(
                 agentId, Agents.LoginTimes.Read(contentJson), CancellationToken.None);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)

@@ -1,20 +1,36 @@
-using System.Net.Http.Json;
+using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using CallbackHub.Hosting;
 
 namespace CallbackHub.Gateway;
 
-/// <summary>Calls CC-Gateway's agent API (<c>/agentgateway/resource/onlineagent/...</c>).</summary>
-internal sealed class GatewayClient(HttpClient http, CallbackHubMetrics metrics, TimeProvider time, ILogger<GatewayClient> logger)
+/// <summary>
+/// Calls CC-Gateway's agent API (<c>/agentgateway/resource/onlineagent/...</c>). At most
+/// <see cref="GatewayOptions.MaxConcurrentCalls"/> calls are in flight at once; the rest wait their turn.
+/// </summary>
+internal sealed class GatewayClient(HttpClient http, GatewayCallLimit limit, CallbackHubMetrics metrics, TimeProvider time, ILogger<GatewayClient> logger)
 {
     private static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     public Task<GatewayAnswer> SignInAsync(int agentId, GatewaySignIn body, CancellationToken cancellationToken) =>
-        SendAsync("sign-in", HttpMethod.Put, $"onlineagent/{agentId}", null, JsonContent.Create(body, options: Json), cancellationToken);
+        SendAsync("sign-in", HttpMethod.Put, $"onlineagent/{agentId}", null, JsonBody(body), cancellationToken);
 
     public Task<GatewayAnswer> ForceLoginAsync(int agentId, GatewaySignIn body, CancellationToken cancellationToken) =>
-        SendAsync("forcelogin", HttpMethod.Put, $"onlineagent/{agentId}/forcelogin", null, JsonContent.Create(body, options: Json), cancellationToken);
+        SendAsync("forcelogin", HttpMethod.Put, $"onlineagent/{agentId}/forcelogin", null, JsonBody(body), cancellationToken);
+
+    /// <summary>Signs the agent in to skill queues (docs/gateway-protocol.md §1): its configured ones, or the listed ids.</summary>
+    public Task<GatewayAnswer> ResetSkillsAsync(
+        int agentId, GatewaySession session, bool auto, IReadOnlyList<int>? skillIds, bool phoneLinkage, CancellationToken cancellationToken)
+    {
+        var query = $"?phonelinkage={(phoneLinkage ? 1 : 0)}";
+        if (!auto && skillIds is { Count: > 0 })
+        {
+            query = $"?skillid={string.Join(';', skillIds)}&phonelinkage={(phoneLinkage ? 1 : 0)}";
+        }
+
+        return SendAsync("resetskill", HttpMethod.Post, $"onlineagent/{agentId}/resetskill/{(auto ? "true" : "false")}{query}", session, null, cancellationToken);
+    }
 
     public Task<GatewayAnswer> LogoutAsync(int agentId, GatewaySession session, CancellationToken cancellationToken) =>
         SendAsync("logout", HttpMethod.Delete, $"onlineagent/{agentId}/logout", session, null, cancellationToken);
@@ -26,10 +42,22 @@ internal sealed class GatewayClient(HttpClient http, CallbackHubMetrics metrics,
     public Task<GatewayAnswer> HeartbeatAsync(int agentId, GatewaySession session, string? newServiceToken, CancellationToken cancellationToken) =>
         SendAsync("heartbeat", HttpMethod.Post, $"onlineagent/{agentId}/handshake", session, null, cancellationToken, newServiceToken);
 
+    /// <summary>
+    /// A body with its length known: sent with <c>Content-Length</c>, as some gateway fronts mishandle chunked request
+    /// bodies (JsonContent would stream it chunked).
+    /// </summary>
+    private static ByteArrayContent JsonBody<T>(T body)
+    {
+        var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, Json));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        return content;
+    }
+
     private async Task<GatewayAnswer> SendAsync(
         string operation, HttpMethod method, string path, GatewaySession? session, HttpContent? content,
         CancellationToken cancellationToken, string? serviceToken = null)
     {
+        using var turn = await limit.WaitAsync(cancellationToken);
         var started = time.GetTimestamp();
         var outcome = "unreachable";
         try

@@ -14,6 +14,12 @@ internal sealed class GatewayOptions
     /// <summary>Time limit of one call to the gateway.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Calls to the gateway in flight at once, from this instance (heartbeats, sign-ins, sign-outs, skills). Keeping N
+    /// agents needs about N × latency ÷ heartbeat interval: 10,000 × 0.15 s ÷ 30 s = 50; the default leaves twice that.
+    /// </summary>
+    public int MaxConcurrentCalls { get; set; } = 100;
+
     /// <summary>PEM file of CA certificates trusted for the gateway's HTTPS, besides the system store (a private CA).</summary>
     public string? TrustedCaFile { get; set; }
 
@@ -41,6 +47,11 @@ internal sealed class GatewayOptions
         if (o.Timeout <= TimeSpan.Zero)
         {
             yield return "Gateway__Timeout must be positive.";
+        }
+
+        if (o.MaxConcurrentCalls is < 1 or > 10_000)
+        {
+            yield return "Gateway__MaxConcurrentCalls must be between 1 and 10000.";
         }
 
         if (!string.IsNullOrEmpty(o.TrustedCaFile) && !File.Exists(o.TrustedCaFile))

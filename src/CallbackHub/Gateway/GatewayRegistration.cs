@@ -12,6 +12,7 @@ internal static class GatewayRegistration
     public static IServiceCollection AddGatewayClient(this IServiceCollection services)
     {
         services.AddValidatedOptions<GatewayOptions>(GatewayOptions.Section, GatewayOptions.Validate);
+        services.AddSingleton<GatewayCallLimit>();
         services.AddHttpClient<GatewayClient>((provider, http) =>
             {
                 var options = provider.GetRequiredService<IOptions<GatewayOptions>>().Value;

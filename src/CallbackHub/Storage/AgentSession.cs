@@ -12,10 +12,19 @@ internal sealed class AgentSession
     /// <summary>SHA-256 of the current service token.</summary>
     public byte[]? TokenHash { get; set; }
 
-    /// <summary>SHA-256 of the token before the current one, accepted until <see cref="PreviousTokenValidUntil"/>.</summary>
+    /// <summary>When a push first carried the current token (by any instance): proof the gateway uses it.</summary>
+    public DateTimeOffset? TokenSeenAt { get; set; }
+
+    /// <summary>
+    /// SHA-256 of the token before the current one, accepted until <see cref="PreviousTokenValidUntil"/> — or, while
+    /// that is null, until a push carries the current token (the gateway may never adopt a heartbeat's token).
+    /// </summary>
     public byte[]? PreviousTokenHash { get; set; }
 
     public DateTimeOffset? PreviousTokenValidUntil { get; set; }
+
+    /// <summary>Raised by every change of the row; a write made from an older read fails instead of overwriting it.</summary>
+    public int Version { get; set; }
 
     /// <summary>The gateway's sign-in <c>result</c> object (vdnid, workno, mediatype, loginTime…), as JSON.</summary>
     public string? GatewayResult { get; set; }
@@ -29,6 +38,7 @@ internal sealed class AgentSession
     public DateTimeOffset? LeaseExpiresAt { get; set; }
     public DateTimeOffset? LastHeartbeatAt { get; set; }
     public DateTimeOffset? LastGuidChangeAt { get; set; }
+    /// <summary>When the current token was issued (at sign-in, or sent on a heartbeat).</summary>
     public DateTimeOffset? LastTokenRotationAt { get; set; }
 
     /// <summary>When a lost or failed session may next be signed in again (backoff), and how many tries failed so far.</summary>

@@ -50,6 +50,8 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.TokenHash).HasColumnName("token_hash");
             e.Property(x => x.PreviousTokenHash).HasColumnName("previous_token_hash");
             e.Property(x => x.PreviousTokenValidUntil).HasColumnName("previous_token_valid_until");
+            e.Property(x => x.TokenSeenAt).HasColumnName("token_seen_at");
+            e.Property(x => x.Version).HasColumnName("version").IsConcurrencyToken();
             e.Property(x => x.GatewayResult).HasColumnName("gateway_result").HasColumnType("jsonb");
             e.Property(x => x.GatewayCookies).HasColumnName("gateway_cookies");
             e.Property(x => x.OwnerInstance).HasColumnName("owner_instance").HasMaxLength(200);
@@ -64,6 +66,16 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.SignedOutAt).HasColumnName("signed_out_at");
             e.Property(x => x.UpdatedAt).HasColumnName("updated_at");
             e.Property(x => x.LastError).HasColumnName("last_error");
+            // The keeper's questions: which sessions does this instance own, which are free.
+            e.HasIndex(x => x.OwnerInstance).HasDatabaseName("ix_agent_sessions_owner_instance");
+        });
+
+        model.Entity<KeeperInstance>(e =>
+        {
+            e.ToTable("keeper_instances");
+            e.HasKey(x => x.InstanceId);
+            e.Property(x => x.InstanceId).HasColumnName("instance_id").HasMaxLength(200);
+            e.Property(x => x.ExpiresAt).HasColumnName("expires_at");
         });
     }
 }

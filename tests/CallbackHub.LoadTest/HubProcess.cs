@@ -26,7 +26,20 @@ internal sealed class HubProcess : IAsyncDisposable
     public Uri BaseUri { get; }
     public int Pid => _process.Id;
 
-    public static async Task<HubProcess> StartAsync(LoadOptions options, int index, Uri gateway, string logPath)
+    /// <summary>When the process was started and when it first answered (Stopwatch timestamps).</summary>
+    public long StartedAt { get; private init; }
+
+    public long ReadyAt { get; private set; }
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public static Task<HubProcess> StartAsync(LoadOptions options, int index, Uri gateway, string logPath) =>
+        StartAsync(options, gateway, logPath, new HubLaunch($"loadtest-{index}"));
+
+    /// <summary>Starts one CallbackHub and waits until it answers <see cref="HubLaunch.ReadyPath"/>.</summary>
+    public static async Task<HubProcess> StartAsync(LoadOptions options, Uri gateway, string logPath, HubLaunch launch)
     {
         var baseUri = new Uri($"http://127.0.0.1:{FreePort()}");
         var start = new ProcessStartInfo("dotnet")
@@ -42,24 +55,78 @@ internal sealed class HubProcess : IAsyncDisposable
         env["ConnectionStrings__Postgres"] = options.Postgres;
         env["ConnectionStrings__RabbitMq"] = options.RabbitMq;
         env["Gateway__BaseUrl"] = gateway.ToString().TrimEnd('/');
-        env["Gateway__CallbackBaseUrl"] = baseUri.ToString().TrimEnd('/');
+        env["Gateway__CallbackBaseUrl"] = (launch.CallbackBase ?? baseUri).ToString().TrimEnd('/');
         env["Management__ApiKey"] = ApiKey;
-        env["Sessions__InstanceId"] = $"loadtest-{index}";
+        env["Sessions__InstanceId"] = launch.InstanceId;
+        foreach (var (key, value) in launch.Environment ?? new Dictionary<string, string>())
+        {
+            env[key] = value;
+        }
+
         foreach (var setting in options.HubEnvironment)
         {
             var (key, value) = (setting[..setting.IndexOf('=', StringComparison.Ordinal)], setting[(setting.IndexOf('=', StringComparison.Ordinal) + 1)..]);
             env[key] = value;
         }
 
+        var startedAt = Stopwatch.GetTimestamp();
         var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
         var log = new StreamWriter(logPath) { AutoFlush = true };
         process.OutputDataReceived += (_, e) => Write(log, e.Data);
         process.ErrorDataReceived += (_, e) => Write(log, e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var hub = new HubProcess(process, baseUri, log);
-        await hub.WaitUntilReadyAsync();
+        var hub = new HubProcess(process, baseUri, log) { StartedAt = startedAt };
+        try
+        {
+            await hub.WaitUntilReadyAsync(launch.ReadyPath);
+        }
+        catch
+        {
+            // A start that failed leaves nothing running.
+            await hub.KillAsync();
+            await hub.DisposeAsync();
+            throw;
+        }
+
+        hub.ReadyAt = Stopwatch.GetTimestamp();
         return hub;
+    }
+
+    /// <summary>SIGKILL: the process dies at once, as on a node failure (nothing is flushed or handed back).</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>SIGTERM and wait for the exit; false (and SIGKILL) if it did not exit within <paramref name="timeout"/>.</summary>
+    public async Task<bool> TerminateAsync(TimeSpan timeout)
+    {
+        if (_process.HasExited)
+        {
+            return true;
+        }
+
+        using (var kill = Process.Start("kill", ["-TERM", Pid.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var limit = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(limit.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            await KillAsync();
+            return false;
+        }
     }
 
     /// <summary>User + system CPU time of the process so far.</summary>
@@ -116,7 +183,7 @@ internal sealed class HubProcess : IAsyncDisposable
         await _log.DisposeAsync();
     }
 
-    private async Task WaitUntilReadyAsync()
+    private async Task WaitUntilReadyAsync(string readyPath)
     {
         using var http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(2) };
         http.DefaultRequestHeaders.Add("X-Api-Key", ApiKey);
@@ -130,7 +197,7 @@ internal sealed class HubProcess : IAsyncDisposable
 
             try
             {
-                using var response = await http.GetAsync(new Uri("/api/agents", UriKind.Relative));
+                using var response = await http.GetAsync(new Uri(readyPath, UriKind.Relative));
                 if (response.StatusCode == HttpStatusCode.OK)
                 {
                     return;
@@ -167,3 +234,10 @@ internal sealed class HubProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
+
+/// <summary>
+/// How to start one CallbackHub: its <c>Sessions__InstanceId</c>, the callback base URL the gateway is given (null: the
+/// instance's own address), more settings, and the path that must answer 200 before it counts as started.
+/// </summary>
+internal sealed record HubLaunch(
+    string InstanceId, Uri? CallbackBase = null, IReadOnlyDictionary<string, string>? Environment = null, string ReadyPath = "/api/agents");

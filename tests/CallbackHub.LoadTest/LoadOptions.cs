@@ -2,9 +2,35 @@ using System.Globalization;
 
 namespace CallbackHub.LoadTest;
 
+/// <summary>What a run measures: event throughput and integrity (<c>push</c>, the default) or keeping sessions (<c>sessions</c>).</summary>
+internal enum LoadMode
+{
+    Push,
+    Sessions,
+}
+
+/// <summary>What happens to the CallbackHub instances at mid-run in sessions mode.</summary>
+internal enum Fault
+{
+    None,
+    SigKill,
+    Rolling,
+}
+
+/// <summary>How the sessions mode hands CallbackHub its roster.</summary>
+internal enum RosterSource
+{
+    /// <summary>Try <c>Roster__File</c> with one agent first; fall back to <c>Agents__N__…</c> (small N only) if it is not taken.</summary>
+    Auto,
+    File,
+    Environment,
+}
+
 /// <summary>Command-line options: <c>--name value</c> pairs; see README.md for the list.</summary>
 internal sealed class LoadOptions
 {
+    public LoadMode Mode { get; private init; } = LoadMode.Push;
+
     public int Agents { get; private init; } = 200;
     public int FirstAgentId { get; private init; } = 1001;
 
@@ -34,6 +60,38 @@ internal sealed class LoadOptions
 
     public int Seed { get; private init; } = 42;
 
+    // Sessions mode (--mode sessions).
+
+    /// <summary>The simulator's AnswerLatency switch: every agent call to the gateway waits this long.</summary>
+    public TimeSpan GatewayLatency { get; private init; } = TimeSpan.FromMilliseconds(150);
+
+    /// <summary>The simulator's HeartbeatServiceToken switch: <c>Adopt</c> or <c>Ignore</c>.</summary>
+    public string HeartbeatTokens { get; private init; } = "Adopt";
+
+    public Fault Fault { get; private init; } = Fault.None;
+
+    /// <summary>When the fault starts, from the start of the first instance; default mid-run.</summary>
+    public TimeSpan? FaultAt { get; private init; }
+
+    /// <summary>After a SIGKILL, how long until the replacement is started.</summary>
+    public TimeSpan RestartDelay { get; private init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Events/s the simulator's agent-day player pushes over all signed-in agents; 0 = none.</summary>
+    public double EventsPerSecond { get; private init; } = 200;
+
+    /// <summary>Passed as <c>Gateway__MaxConcurrentCalls</c> only when given: the service's default is what is measured.</summary>
+    public int? GatewayMaxConcurrentCalls { get; private init; }
+
+    public RosterSource Roster { get; private init; } = RosterSource.Auto;
+
+    /// <summary>How often ownership (GET /api/agents), CPU, memory and metrics are sampled.</summary>
+    public TimeSpan SampleInterval { get; private init; } = TimeSpan.FromSeconds(15);
+
+    private static readonly string[] SessionsOnly =
+        ["gateway-latency", "heartbeat-tokens", "fault", "fault-at", "restart-delay", "events-per-second", "gateway-max-concurrent-calls", "roster", "sample-interval"];
+
+    private static readonly string[] PushOnly = ["rate", "warmup", "events-per-push", "concurrency", "baseline-duration", "baselines"];
+
     public static LoadOptions Parse(string[] args)
     {
         var values = new Dictionary<string, List<string>>(StringComparer.OrdinalIgnoreCase);
@@ -55,8 +113,24 @@ internal sealed class LoadOptions
 
         string? Get(string name) => values.Remove(name, out var v) ? v[^1] : null;
         int Int(string name, int fallback) => Get(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-        TimeSpan Seconds(string name, TimeSpan fallback) =>
-            Get(name) is { } v ? TimeSpan.FromSeconds(double.Parse(v, CultureInfo.InvariantCulture)) : fallback;
+        TimeSpan Seconds(string name, TimeSpan fallback) => Get(name) is { } v ? ParseDuration(v, TimeSpan.FromSeconds(1)) : fallback;
+
+        var mode = Get("mode") switch
+        {
+            null or "push" => LoadMode.Push,
+            "sessions" => LoadMode.Sessions,
+            var other => throw new ArgumentException($"--mode must be push or sessions, got '{other}'."),
+        };
+        if (mode == LoadMode.Sessions)
+        {
+            return ParseSessions(values, Get, Int, Seconds);
+        }
+
+        var sessionsOnly = SessionsOnly.Where(values.ContainsKey).ToList();
+        if (sessionsOnly.Count > 0)
+        {
+            throw new ArgumentException($"{string.Join(", ", sessionsOnly.Select(k => "--" + k))} only apply to --mode sessions.");
+        }
 
         var defaults = new LoadOptions();
         var perPush = (Get("events-per-push") ?? "1-5").Split('-');
@@ -97,5 +171,99 @@ internal sealed class LoadOptions
         }
 
         return options;
+    }
+
+    private static LoadOptions ParseSessions(
+        Dictionary<string, List<string>> values, Func<string, string?> get, Func<string, int, int> integer, Func<string, TimeSpan, TimeSpan> seconds)
+    {
+        var pushOnly = PushOnly.Where(values.ContainsKey).ToList();
+        if (pushOnly.Count > 0)
+        {
+            throw new ArgumentException($"{string.Join(", ", pushOnly.Select(k => "--" + k))} only apply to --mode push.");
+        }
+
+        var defaults = new LoadOptions();
+        var options = new LoadOptions
+        {
+            Mode = LoadMode.Sessions,
+            Agents = integer("agents", 10_000),
+            FirstAgentId = integer("first-agent", defaults.FirstAgentId),
+            Duration = seconds("duration", TimeSpan.FromMinutes(10)),
+            Postgres = get("postgres") ?? defaults.Postgres,
+            RabbitMq = get("rabbitmq") ?? defaults.RabbitMq,
+            HubDll = get("hub-dll"),
+            Instances = integer("instances", defaults.Instances),
+            HubEnvironment = values.Remove("hub-env", out var env) ? env : [],
+            Seed = integer("seed", defaults.Seed),
+            GatewayLatency = get("gateway-latency") is { } latency ? ParseDuration(latency, TimeSpan.FromMilliseconds(1)) : defaults.GatewayLatency,
+            HeartbeatTokens = get("heartbeat-tokens") switch
+            {
+                null or "adopt" => "Adopt",
+                "ignore" => "Ignore",
+                var other => throw new ArgumentException($"--heartbeat-tokens must be adopt or ignore, got '{other}'."),
+            },
+            Fault = get("fault") switch
+            {
+                null or "none" => Fault.None,
+                "sigkill" => Fault.SigKill,
+                "rolling" => Fault.Rolling,
+                var other => throw new ArgumentException($"--fault must be none, sigkill or rolling, got '{other}'."),
+            },
+            FaultAt = get("fault-at") is { } at ? ParseDuration(at, TimeSpan.FromSeconds(1)) : null,
+            RestartDelay = seconds("restart-delay", defaults.RestartDelay),
+            EventsPerSecond = get("events-per-second") is { } eps ? double.Parse(eps, CultureInfo.InvariantCulture) : defaults.EventsPerSecond,
+            GatewayMaxConcurrentCalls = get("gateway-max-concurrent-calls") is { } calls ? int.Parse(calls, CultureInfo.InvariantCulture) : null,
+            Roster = get("roster") switch
+            {
+                null or "auto" => RosterSource.Auto,
+                "file" => RosterSource.File,
+                "env" => RosterSource.Environment,
+                var other => throw new ArgumentException($"--roster must be auto, file or env, got '{other}'."),
+            },
+            SampleInterval = seconds("sample-interval", defaults.SampleInterval),
+        };
+
+        if (values.Count > 0)
+        {
+            throw new ArgumentException($"Unknown option(s): {string.Join(", ", values.Keys.Select(k => "--" + k))}.");
+        }
+
+        if (options.HubDll is null || !File.Exists(options.HubDll))
+        {
+            throw new ArgumentException("--hub-dll must name the published CallbackHub.dll (dotnet publish src/CallbackHub -c Release -o <dir>).");
+        }
+
+        if (options.Agents < 1 || options.Instances < 1 || options.FirstAgentId < 101 || options.FirstAgentId + options.Agents - 1 > 999_999)
+        {
+            throw new ArgumentException("--agents and --instances must be ≥ 1, and the agents 101–999999 (--first-agent … + --agents − 1).");
+        }
+
+        if (options.Duration < TimeSpan.FromSeconds(30) || options.SampleInterval < TimeSpan.FromSeconds(1) || options.EventsPerSecond < 0
+            || options.GatewayLatency < TimeSpan.Zero || options.FaultAt is { } f && (f <= TimeSpan.Zero || f >= options.Duration))
+        {
+            throw new ArgumentException("--duration must be ≥ 30 s, --sample-interval ≥ 1 s, --events-per-second ≥ 0, --gateway-latency ≥ 0, --fault-at inside the run.");
+        }
+
+        return options;
+    }
+
+    /// <summary>
+    /// A duration: a number with an optional unit <c>ms</c>, <c>s</c>, <c>m</c>/<c>min</c> or <c>h</c>; a bare number counts in
+    /// <paramref name="unit"/> (seconds for durations, milliseconds for --gateway-latency).
+    /// </summary>
+    public static TimeSpan ParseDuration(string text, TimeSpan unit)
+    {
+        var (number, scale) = text switch
+        {
+            _ when text.EndsWith("ms", StringComparison.Ordinal) => (text[..^2], TimeSpan.FromMilliseconds(1)),
+            _ when text.EndsWith("min", StringComparison.Ordinal) => (text[..^3], TimeSpan.FromMinutes(1)),
+            _ when text.EndsWith('s') => (text[..^1], TimeSpan.FromSeconds(1)),
+            _ when text.EndsWith('m') => (text[..^1], TimeSpan.FromMinutes(1)),
+            _ when text.EndsWith('h') => (text[..^1], TimeSpan.FromHours(1)),
+            _ => (text, unit),
+        };
+        return double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
+            ? value * scale
+            : throw new ArgumentException($"'{text}' is not a duration (e.g. 600, 600s, 10m, 150ms).");
     }
 }

@@ -4,12 +4,20 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using CallbackHub.GatewaySimulator;
 using CallbackHub.LoadTest;
+using CallbackHub.LoadTest.Sessions;
 using Npgsql;
 
 // Drives N signed-in agents against CallbackHub (separate processes) and prints one table; see README.md.
+// --mode sessions measures keeping N agents signed in instead (Sessions/SessionsRun.cs).
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var options = LoadOptions.Parse(args);
 var runId = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+if (options.Mode == LoadMode.Sessions)
+{
+    await SessionsRun.RunAsync(options, runId);
+    return;
+}
+
 var loadBefore = Machine.LoadAverage();
 Console.Error.WriteLine($"[{runId}] load average {loadBefore}");
 

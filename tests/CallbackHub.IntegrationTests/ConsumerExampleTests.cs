@@ -47,6 +47,8 @@ public sealed class ConsumerExampleTests(PostgresFixture postgres, RabbitMqFixtu
         try
         {
             await SignInAsync();
+            // The sign-in's own events (AgentOther_InService, AgentState_Ready) come first; the gateway pushes them on its own.
+            await Database.WaitForRowsAsync(2);
             await Gateway.PushOnceAsync(Agent, [Event("AgentEvent_Ringing", new { callid = "1" }), Event("AgentState_Work")]);
 
             for (var i = 0; i < 200 && received.Count < 2; i++)

@@ -56,9 +56,10 @@ internal static class SessionTransitions
 
     /// <summary>
     /// The gateway still has the session we hold (100-002 on an automatic sign-in): go on with its Guid and the token
-    /// it was given, never clearing what it uses. The heartbeat, due at once, tells whether it is really alive.
+    /// it was given, never clearing what it uses. The sign-in's answer counts as a heartbeat answered one interval ago,
+    /// so the next one goes at once and tells whether the session is really alive.
     /// </summary>
-    public static void Resume(AgentSession s, SignInClaim held, string instanceId, DateTimeOffset now)
+    public static void Resume(AgentSession s, SignInClaim held, string instanceId, DateTimeOffset now, TimeSpan heartbeatInterval)
     {
         var unused = s.TokenHash;
         s.State = AgentSessionState.Active;
@@ -72,7 +73,7 @@ internal static class SessionTransitions
         s.PreviousTokenHash = unused;
         s.PreviousTokenValidUntil = now;
         s.SignedInAt = held.HeldSignedInAt ?? now;
-        s.LastHeartbeatAt = null;
+        s.LastHeartbeatAt = now - heartbeatInterval;
         s.NextSignInAt = null;
         s.SignInFailures = 0;
         s.LastError = "The gateway still had the agent signed in; the session was resumed.";

@@ -71,7 +71,7 @@ internal sealed partial class SignIns(
                 return new AgentOutcome(await store.GetViewAsync(agentId, cancellationToken), null);
 
             case SignInVerdict.Resume:
-                await store.SaveAsync(session, s => SessionTransitions.Resume(s, claim, Options.InstanceId, time.GetUtcNow()));
+                await store.SaveAsync(session, s => SessionTransitions.Resume(s, claim, Options.InstanceId, time.GetUtcNow(), Options.HeartbeatInterval));
                 await store.LeaseAsync(agentId, Options.InstanceId, Options.LeaseDuration);
                 LogResumed(agentId);
                 return new AgentOutcome(await store.GetViewAsync(agentId, cancellationToken), null);

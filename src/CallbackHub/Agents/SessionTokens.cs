@@ -7,13 +7,13 @@ namespace CallbackHub.Agents;
 
 /// <summary>
 /// Whether a push's <c>service_token</c> is one the agent's session still accepts — its current token, or the previous
-/// one while that is good — compared in constant time. What the database says about an agent's tokens is cached for
-/// <see cref="Callbacks.CallbackOptions.SessionCacheTtl"/>, so a push costs one round trip, not two. The first push
+/// one while that is good — compared in constant time. What the database says about an agent's tokens is cached for as
+/// long as the caller says (the webhook's <c>Callbacks__SessionCacheTtl</c>), so a push costs one round trip, not two. The first push
 /// with a new token is remembered (for every instance, in the row): it proves the gateway uses that token, which
 /// retires the older one after <see cref="SessionKeepingOptions.TokenOverlap"/> and allows the next rotation.
 /// </summary>
 internal sealed class SessionTokens(
-    NpgsqlDataSource dataSource, TimeProvider time, IOptions<Callbacks.CallbackOptions> callbacks, IOptions<SessionKeepingOptions> sessions)
+    NpgsqlDataSource dataSource, TimeProvider time, IOptions<SessionKeepingOptions> sessions)
 {
     // An unknown token triggers a fresh read (another instance may just have rotated it), but no more often
     // than this per agent, so a flood of wrong tokens does not become a flood of queries.
@@ -33,11 +33,11 @@ internal sealed class SessionTokens(
 
     private readonly ConcurrentDictionary<int, CachedTokens> _cache = new();
 
-    public async ValueTask<bool> IsAuthorizedAsync(int agentId, string token, CancellationToken cancellationToken)
+    public async ValueTask<bool> IsAuthorizedAsync(int agentId, string token, TimeSpan cacheFor, CancellationToken cancellationToken)
     {
         var hash = ServiceToken.Hash(token);
         var now = time.GetUtcNow();
-        if (!_cache.TryGetValue(agentId, out var cached) || now - cached.LoadedAt >= callbacks.Value.SessionCacheTtl
+        if (!_cache.TryGetValue(agentId, out var cached) || now - cached.LoadedAt >= cacheFor
             || (!cached.Accepts(hash, now) && now - cached.LoadedAt >= MinReloadInterval))
         {
             cached = await LoadAsync(agentId, now, cancellationToken);

@@ -81,7 +81,7 @@ internal sealed partial class PushReceiver(
         timeout.CancelAfter(options.Value.StoreTimeout);
         try
         {
-            if (!await tokens.IsAuthorizedAsync(batch.AgentId, token, timeout.Token))
+            if (!await tokens.IsAuthorizedAsync(batch.AgentId, token, options.Value.SessionCacheTtl, timeout.Token))
             {
                 return PushRejection.Unauthorized($"The {TokenHeader} is not the current token of signed-in agent {batch.AgentId}.");
             }

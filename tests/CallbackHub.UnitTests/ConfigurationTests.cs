@@ -85,6 +85,13 @@ public sealed class ConfigurationTests
     }
 
     [Theory]
+    [InlineData("Host=db;Username=u;Password=p", 40)]
+    [InlineData("Host=db;Username=u;Password=p;Maximum Pool Size=80", 80)]
+    [InlineData("Host=db;Username=u;Password=p;maxpoolsize=12", 12)]
+    public void The_connection_pool_is_bounded_below_PostgreSQLs_default_connection_limit_unless_set(string connectionString, int poolSize) =>
+        Assert.Equal(poolSize, new Npgsql.NpgsqlConnectionStringBuilder(CallbackHub.Storage.DatabaseOptions.WithPoolBound(connectionString)).MaxPoolSize);
+
+    [Theory]
     [InlineData("amqp://guest:guest@rabbit:5672/", "rabbit", 5672, "/", "guest", "guest", false)]
     [InlineData("amqp://u:p%40ss@rabbit/", "rabbit", 5672, "/", "u", "p@ss", false)]
     [InlineData("amqps://u:p@rabbit/prod", "rabbit", 5671, "prod", "u", "p", true)]

@@ -15,6 +15,28 @@ internal sealed class DatabaseOptions
     /// <summary>How long start-up waits for PostgreSQL to answer before giving up.</summary>
     public TimeSpan StartupTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Connections one instance opens at most, unless the connection string says otherwise.</summary>
+    public const int DefaultMaxPoolSize = 40;
+
+    /// <summary>
+    /// Npgsql's own default pool (100) is PostgreSQL's default <c>max_connections</c>: one busy instance (a thousand
+    /// agents pushing at once, a keeper round of heartbeats) would take every connection and lock out everyone else.
+    /// Waiting for one of 40 connections costs a push milliseconds; a refused connection costs it a 503.
+    /// </summary>
+    public static string WithPoolBound(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var named = connectionString.Split(';').Any(part =>
+            part.Split('=')[0].Replace(" ", "", StringComparison.Ordinal).Trim() is { } key
+            && (key.Equals("MaximumPoolSize", StringComparison.OrdinalIgnoreCase) || key.Equals("MaxPoolSize", StringComparison.OrdinalIgnoreCase)));
+        if (!named)
+        {
+            builder.MaxPoolSize = DefaultMaxPoolSize;
+        }
+
+        return builder.ConnectionString;
+    }
+
     public static IEnumerable<string> Validate(DatabaseOptions o)
     {
         if (string.IsNullOrWhiteSpace(o.ConnectionString))

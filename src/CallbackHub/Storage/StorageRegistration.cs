@@ -13,7 +13,7 @@ internal static class StorageRegistration
             .Configure<IConfiguration>((o, configuration) => o.ConnectionString = configuration.GetConnectionString("Postgres") ?? "");
         // One data source (one connection pool) for EF Core and the hand-written hot paths alike.
         services.AddSingleton(provider =>
-            new NpgsqlDataSourceBuilder(provider.GetRequiredService<IOptions<DatabaseOptions>>().Value.ConnectionString)
+            new NpgsqlDataSourceBuilder(DatabaseOptions.WithPoolBound(provider.GetRequiredService<IOptions<DatabaseOptions>>().Value.ConnectionString))
                 .UseLoggerFactory(provider.GetRequiredService<ILoggerFactory>())
                 .Build());
         services.AddDbContext<CallbackHubDbContext>((provider, db) => db.UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>()));

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Threading.Channels;
 using CallbackHub.Gateway;
 using CallbackHub.Storage;
 using Microsoft.Extensions.Options;
@@ -27,8 +26,11 @@ internal sealed partial class SessionKeeper(
 {
     private const string RosterStatesSql = "SELECT agent_id, state FROM agent_sessions WHERE agent_id = ANY($1)";
 
-    private readonly Channel<int> _heartbeats = Channel.CreateUnbounded<int>();
-    private readonly Channel<int> _signIns = Channel.CreateUnbounded<int>();
+    private readonly ConcurrentQueue<int> _heartbeats = new();
+    private readonly ConcurrentQueue<int> _signIns = new();
+
+    // One count per queued item: each wakes exactly one worker (no herd of idle workers at every item).
+    private readonly SemaphoreSlim _queued = new(0);
     private readonly ConcurrentDictionary<int, byte> _inFlight = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _workers = [];
@@ -68,8 +70,6 @@ internal sealed partial class SessionKeeper(
             await Task.Delay(Options.KeeperInterval, time, both.Token).ContinueWith(static _ => { }, TaskScheduler.Default);
         }
 
-        _heartbeats.Writer.TryComplete();
-        _signIns.Writer.TryComplete();
         await Task.WhenAll(_workers);
     }
 
@@ -87,12 +87,14 @@ internal sealed partial class SessionKeeper(
         var (signIns, due) = await PlanAsync(cancellationToken);
         foreach (var agentId in due.Where(id => _inFlight.TryAdd(id, 0)))
         {
-            _heartbeats.Writer.TryWrite(agentId);
+            _heartbeats.Enqueue(agentId);
+            _queued.Release();
         }
 
         foreach (var agentId in signIns)
         {
-            _signIns.Writer.TryWrite(agentId);
+            _signIns.Enqueue(agentId);
+            _queued.Release();
         }
     }
 
@@ -155,8 +157,9 @@ internal sealed partial class SessionKeeper(
         {
             while (!cancellationToken.IsCancellationRequested)
             {
+                await _queued.WaitAsync(cancellationToken);
                 // Heartbeats before sign-ins: a mass sign-in (start, a gateway back from an outage) never starves them.
-                if (_heartbeats.Reader.TryRead(out var agentId))
+                if (_heartbeats.TryDequeue(out var agentId))
                 {
                     try
                     {
@@ -170,15 +173,9 @@ internal sealed partial class SessionKeeper(
                         _inFlight.TryRemove(agentId, out _);
                     }
                 }
-                else if (_signIns.Reader.TryRead(out agentId))
+                else if (_signIns.TryDequeue(out agentId))
                 {
                     await SignInRosterAgentAsync(agentId, cancellationToken);
-                }
-                else
-                {
-                    await Task.WhenAny(
-                        _heartbeats.Reader.WaitToReadAsync(cancellationToken).AsTask(),
-                        _signIns.Reader.WaitToReadAsync(cancellationToken).AsTask());
                 }
             }
         }
@@ -259,6 +256,7 @@ internal sealed partial class SessionKeeper(
     public override void Dispose()
     {
         _stopping.Dispose();
+        _queued.Dispose();
         base.Dispose();
     }
 

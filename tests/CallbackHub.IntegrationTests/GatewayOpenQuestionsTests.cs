@@ -35,6 +35,8 @@ public sealed class GatewayOpenQuestionsTests(PostgresFixture postgres, RabbitMq
     protected override IReadOnlyDictionary<string, string?> GatewaySettings => new Dictionary<string, string?>
     {
         [$"Simulator:Accounts:{RosterAgent}:Password"] = "",
+        // An older gateway: events without eventGenTime, so two sign-ins push byte-identical batches.
+        ["Simulator:IncludeEventGenTime"] = "false",
         [$"Simulator:Accounts:{RosterAgent}:Skills:0"] = "7",
         [$"Simulator:Accounts:{RosterAgent}:Skills:1"] = "9",
     };
@@ -129,6 +131,20 @@ public sealed class GatewayOpenQuestionsTests(PostgresFixture postgres, RabbitMq
         Assert.True(agent["signedIn"]!.GetValue<bool>());
         Assert.Equal([7, 9], agent["skills"]!.AsArray().Select(s => s!.GetValue<int>()));
         Assert.Null((await SessionAsync(RosterAgent))["lastError"]);
+    }
+
+    [Fact]
+    public async Task A_sign_in_again_within_the_duplicate_window_is_not_taken_for_a_re_sent_batch()
+    {
+        await TickAsync(); // signed in: AgentOther_InService, AgentState_Ready
+        await Database.WaitForRowsAsync(2, RosterAgent);
+        using var dropped = await Gateway.Http.PostAsync($"/simulator/agents/{RosterAgent}/sign-out?reason=test&shutdown=false", null);
+
+        await AdvanceAsync(TimeSpan.FromSeconds(30)); // lost
+        await AdvanceAsync(TimeSpan.FromSeconds(1));  // signed in again: the same two events, byte for byte
+
+        var rows = await Database.WaitForRowsAsync(4, RosterAgent);
+        Assert.Equal(["AgentOther_InService", "AgentState_Ready", "AgentOther_InService", "AgentState_Ready"], rows.Select(r => r.EventType));
     }
 
     [Fact]

@@ -39,7 +39,7 @@ internal sealed partial class SignIns(
 
         var session = claim!.Session;
         credentials.Remember(agentId, request);
-        await events.EnsureStreamAsync(agentId, cancellationToken);
+        await events.StartSessionAsync(agentId, cancellationToken);
 
         var body = ToGatewaySignIn(request, token);
         GatewayAnswer answer;

@@ -35,6 +35,11 @@ internal sealed class EventStore(NpgsqlDataSource dataSource)
 
     private const string EnsureStreamSql = "INSERT INTO agent_streams (agent_id, last_sequence) VALUES ($1, 0) ON CONFLICT DO NOTHING";
 
+    private const string StartSessionSql = """
+        INSERT INTO agent_streams (agent_id, last_sequence) VALUES ($1, 0)
+        ON CONFLICT (agent_id) DO UPDATE SET last_batch_hash = NULL, last_batch_at = NULL
+        """;
+
     /// <param name="notifyOtherInstances">
     /// Also NOTIFY the outbox channel in the same transaction, for when the dispatcher runs in another instance.
     /// </param>
@@ -50,6 +55,18 @@ internal sealed class EventStore(NpgsqlDataSource dataSource)
         }
 
         return inserted == 0 ? AppendOutcome.Duplicate : AppendOutcome.Stored;
+    }
+
+    /// <summary>
+    /// A new gateway session begins: its first batch is never a re-send of the last session's (an idle agent signed
+    /// in again pushes the same AgentOther_InService, AgentState_Ready as last time — without eventGenTime on older
+    /// gateways, byte for byte).
+    /// </summary>
+    public async Task StartSessionAsync(int agentId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(StartSessionSql);
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = agentId });
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public async Task<bool> EnsureStreamAsync(int agentId, CancellationToken cancellationToken)

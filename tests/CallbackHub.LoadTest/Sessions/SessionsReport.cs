@@ -45,23 +45,30 @@ internal static class SessionsReport
                 + $"= {o.Agents / Math.Max(0.001, RunClock.Seconds(firstReady, run.Observer.AllSignedInAt)):F0} sign-ins/s; {run.Heartbeats.SignedIn:N0} of {o.Agents:N0} signed in at the end"
             : $"**never**: {signedIn:N0} of {o.Agents:N0} ever signed in; {run.Heartbeats.SignedIn:N0} signed in at the end"));
 
-        // Per agent: the longest gap, closed or still open at the end (an agent whose heartbeats stopped shows too).
+        // Per agent: the longest gap, closed or still open at the end (an agent whose heartbeats stopped shows too); a
+        // sign-out for want of heartbeat ends a gap without closing it, so it counts as a gap of the whole timeout.
+        var timeout = run.Heartbeats.HeartbeatTimeoutSeconds;
         var perAgent = (run.Heartbeats.Details ?? [])
-            .Select(a => Math.Max(a.MaxGapSeconds ?? 0, a.OpenGapSeconds ?? 0)).Order().ToArray();
+            .Select(a => Math.Max(Math.Max(a.MaxGapSeconds ?? 0, a.OpenGapSeconds ?? 0), a.TimeoutSignOuts > 0 ? timeout : 0)).Order().ToArray();
+        string Gap(double seconds) => seconds >= timeout ? $"≥ {timeout:F0} (timed out)" : seconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
         rows.Add(("per-agent longest heartbeat gap p50 / p99 / max", perAgent.Length == 0 ? "n/a" :
-            $"{Rank(perAgent, 0.50):F1} / {Rank(perAgent, 0.99):F1} / **{perAgent[^1]:F1} s** over {perAgent.Length:N0} agents "
-            + $"(incl. the gap still open at the end; longest open {run.Heartbeats.MaxOpenGapSeconds ?? 0:F1} s); agents with a gap ≥ 60 s: {perAgent.Count(g => g >= 60):N0}, ≥ 90 s: {perAgent.Count(g => g >= 90):N0}"));
+            $"{Gap(Rank(perAgent, 0.50))} / {Gap(Rank(perAgent, 0.99))} / **{Gap(perAgent[^1])} s** over {perAgent.Length:N0} agents "
+            + $"(incl. the gap still open at the end; longest open {run.Heartbeats.MaxOpenGapSeconds ?? 0:F1} s); agents with a gap ≥ 60 s: {perAgent.Count(g => g >= 60):N0}, ≥ 90 s: {perAgent.Count(g => g >= 90):N0}, "
+            + $"≥ {timeout:F0} s: {perAgent.Count(g => g >= timeout):N0}"));
         var gaps = run.Heartbeats.GapHistogram;
         long Gaps(int from, int to) => gaps.Where(b => b.FromSeconds >= from && b.FromSeconds < to).Sum(b => b.Count);
         rows.Add(("heartbeat gaps (all, by length): < 35 s / 35–60 / 60–90 / 90–120 / ≥ 120 s",
-            $"{Gaps(0, 35):N0} / {Gaps(35, 60):N0} / {Gaps(60, 90):N0} / {Gaps(90, 120):N0} / {Gaps(120, int.MaxValue):N0} of {run.Heartbeats.Heartbeats:N0} heartbeats"));
+            $"{Gaps(0, 35):N0} / {Gaps(35, 60):N0} / {Gaps(60, 90):N0} / {Gaps(90, 120):N0} / {Gaps(120, int.MaxValue):N0} of {run.Heartbeats.Heartbeats:N0} heartbeats"
+            + (run.Heartbeats.TimeoutSignOuts > 0 ? $", and {run.Heartbeats.TimeoutSignOuts:N0} gaps that ended in a sign-out for want of heartbeat" : "")));
         rows.Add(("agents signed out by the gateway for want of heartbeat (target 0)",
             $"**{run.Heartbeats.SignedOutByTimeout:N0}** ({run.Heartbeats.TimeoutSignOuts:N0} such sign-outs)"));
 
         var extra = run.Observer.ExtraSignIns();
         var faultStart = run.T0 + (long)(run.FaultAt.TotalSeconds * Stopwatch.Frequency);
-        rows.Add(("sign-ins beyond each agent's first (target 0)", $"**{extra.Count:N0}** ({extra.Select(e => e.AgentId).Distinct().Count():N0} agents"
-            + (o.Fault == LoadTest.Fault.None ? ")" : $"; {extra.Count(e => e.At >= faultStart):N0} after the fault began)")
+        var timedOut = (run.Heartbeats.Details ?? []).Where(a => a.TimeoutSignOuts > 0).Select(a => a.AgentId).ToHashSet(StringComparer.Ordinal);
+        var extraAgents = extra.Select(e => e.AgentId).Distinct().ToList();
+        rows.Add(("sign-ins beyond each agent's first (target 0)", $"**{extra.Count:N0}** ({extraAgents.Count:N0} agents, {extraAgents.Count(timedOut.Contains):N0} of them signed out for want of heartbeat before"
+            + (o.Fault == LoadTest.Fault.None ? ")" : $"; {extra.Count(e => e.At >= faultStart):N0} sign-ins at or after the fault's start)")
             + (extra.Count > 0 ? $"; first at +{T(extra[0].At):F1} s, last at +{T(extra[^1].At):F1} s" : "")));
         var notSignedIn = run.GatewayAgents.Where(a => !a.SignedIn).ToList();
         rows.Add(("agents not signed in at the gateway at the end", notSignedIn.Count == 0 ? "0" : $"{notSignedIn.Count:N0}: "

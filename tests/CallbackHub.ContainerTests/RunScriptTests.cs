@@ -63,18 +63,36 @@ public sealed class RunScriptTests
                 (line.Contains('}', StringComparison.Ordinal) ? line[(line.LastIndexOf('}') + 1)..] : line[name.Length..]).Trim().Split(' ')[0],
                 CultureInfo.InvariantCulture));
 
-    /// <summary>Ports nothing listens on now (all asked for at once, so they differ).</summary>
+    /// <summary>
+    /// Ports nothing listens on now, below Linux's ephemeral range (32768–60999): the ports the other tests running
+    /// beside this one get from the system (port 0, outgoing connections) come from that range, so nothing takes these
+    /// between this check and compose binding them.
+    /// </summary>
     private static string[] FreePorts(int count)
     {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Any, 0)).ToList();
-        try
+        var ports = new List<string>();
+        while (ports.Count < count)
         {
-            listeners.ForEach(l => l.Start());
-            return [.. listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture))];
+            var port = Random.Shared.Next(20_000, 32_000);
+            var listener = new TcpListener(IPAddress.Any, port);
+            try
+            {
+                listener.Start();
+                if (!ports.Contains(port.ToString(CultureInfo.InvariantCulture)))
+                {
+                    ports.Add(port.ToString(CultureInfo.InvariantCulture));
+                }
+            }
+            catch (SocketException)
+            {
+                // Taken: try another.
+            }
+            finally
+            {
+                listener.Stop();
+            }
         }
-        finally
-        {
-            listeners.ForEach(l => l.Stop());
-        }
+
+        return [.. ports];
     }
 }

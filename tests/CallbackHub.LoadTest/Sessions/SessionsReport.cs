@@ -80,9 +80,9 @@ internal static class SessionsReport
         var lastJoin = run.Hubs.Count == 0 ? run.T0 : run.Hubs.Max(h => h.Hub.ReadyAt);
         var settled = run.Samples.FirstOrDefault(s => s.Error is null && s.At >= T(lastJoin) + 60);
         rows.Add(($"ownership a minute after the last instance joined (+{T(lastJoin):F0} s; GET /api/agents)", settled is null
-            ? "no sample that late" : $"+{settled.At:F0} s: " + Balance(settled, o.Agents)));
+            ? "no sample that late" : $"+{settled.At:F0} s, {settled.Sessions:N0} sessions: " + Balance(settled)));
         var last = run.Samples.LastOrDefault(s => s.Error is null);
-        rows.Add(("ownership, last sample", last is null ? "no sample" : $"+{last.At:F0} s: " + Balance(last, o.Agents)));
+        rows.Add(("ownership, last sample", last is null ? "no sample" : $"+{last.At:F0} s, {last.Sessions:N0} sessions: " + Balance(last)));
 
         var pushes = run.Observer.Pushes();
         var attempts = pushes.Values.Sum();
@@ -116,7 +116,7 @@ internal static class SessionsReport
         }
 
         Console.WriteLine();
-        Console.WriteLine($"Ownership over time (GET /api/agents every {o.SampleInterval.TotalSeconds:F0} s; deviation from an equal share of {o.Agents:N0} over the live instances):");
+        Console.WriteLine($"Ownership over time (GET /api/agents every {o.SampleInterval.TotalSeconds:F0} s; deviation from an equal share of the sessions listed over the live instances):");
         Console.WriteLine();
         Console.WriteLine("| s | from | sessions by state | owners | max deviation | signed in at the gateway |");
         Console.WriteLine("|---|---|---|---|---|---|");
@@ -124,7 +124,7 @@ internal static class SessionsReport
         {
             var states = string.Join(", ", s.States.OrderByDescending(x => x.Value).Select(x => $"{x.Key} {x.Value:N0}"));
             Console.WriteLine(s.Error is null
-                ? $"| {s.At:F0} | {s.From} ({s.FetchSeconds:F1} s) | {states} | {string.Join(", ", s.Owners.OrderBy(x => x.Key, StringComparer.Ordinal).Select(x => $"{x.Key} {x.Value:N0}"))} | {MaxDeviation(s, o.Agents):P0} | {s.GatewaySignedIn:N0} |"
+                ? $"| {s.At:F0} | {s.From} ({s.FetchSeconds:F1} s) | {states} | {string.Join(", ", s.Owners.OrderBy(x => x.Key, StringComparer.Ordinal).Select(x => $"{x.Key} {x.Value:N0}"))} | {MaxDeviation(s):P0} | {s.GatewaySignedIn:N0} |"
                 : $"| {s.At:F0} | {s.From} | {s.Error} | | | {s.GatewaySignedIn:N0} |");
         }
     }
@@ -136,22 +136,27 @@ internal static class SessionsReport
         _ => "none",
     };
 
-    /// <summary>Each live instance's count against an equal share of all agents, and who else owns sessions.</summary>
-    private static string Balance(OwnershipSample s, int agents)
+    /// <summary>
+    /// Each live instance's count against an equal share of the sessions listed (N ÷ live instances once every agent
+    /// has a session: balance, not progress, which other rows show), and who else owns sessions.
+    /// </summary>
+    private static string Balance(OwnershipSample s)
     {
-        var share = agents / (double)Math.Max(1, s.LiveInstances.Count);
-        var live = s.LiveInstances.Select(id => $"{id} {s.Owners.GetValueOrDefault(id):N0} ({(s.Owners.GetValueOrDefault(id) - share) / share:+0.0 %;-0.0 %;0.0 %})");
+        var share = Share(s);
+        var live = s.LiveInstances.Select(id => $"{id} {s.Owners.GetValueOrDefault(id):N0} ({(share == 0 ? 0 : (s.Owners.GetValueOrDefault(id) - share) / share):+0.0 %;-0.0 %;0.0 %})");
         var others = s.Owners.Where(x => !s.LiveInstances.Contains(x.Key)).Select(x => $"{x.Key} {x.Value:N0}").ToList();
-        var deviation = MaxDeviation(s, agents);
+        var deviation = MaxDeviation(s);
         return string.Join(", ", live) + (others.Count > 0 ? $"; not owned by a live instance: {string.Join(", ", others)}" : "")
             + $"; largest deviation from 1/{s.LiveInstances.Count}: **{deviation:P1}** ({(deviation <= 0.20 ? "within" : "outside")} ±20 %)";
     }
 
-    private static double MaxDeviation(OwnershipSample s, int agents)
+    private static double MaxDeviation(OwnershipSample s)
     {
-        var share = agents / (double)Math.Max(1, s.LiveInstances.Count);
-        return s.LiveInstances.Count == 0 ? 1 : s.LiveInstances.Max(id => Math.Abs(s.Owners.GetValueOrDefault(id) - share) / share);
+        var share = Share(s);
+        return s.LiveInstances.Count == 0 || share == 0 ? 1 : s.LiveInstances.Max(id => Math.Abs(s.Owners.GetValueOrDefault(id) - share) / share);
     }
+
+    private static double Share(OwnershipSample s) => s.Sessions / (double)Math.Max(1, s.LiveInstances.Count);
 
     private static string Rejected(IReadOnlyList<HubRecord> hubs)
     {

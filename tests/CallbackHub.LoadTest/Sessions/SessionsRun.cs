@@ -367,7 +367,11 @@ internal sealed class SessionsRun : IDisposable
                 Note(Stopwatch.GetTimestamp(), $"{victim.InstanceId} {victim.HowStopped}");
             }
 
-            await StartInstanceAsync(slot, generation);
+            if (await StartInstanceAsync(slot, generation) is null && _options.Fault == Fault.Rolling)
+            {
+                Note(Stopwatch.GetTimestamp(), "rolling restart stopped: the replacement did not start");
+                return;
+            }
         }
     }
 

@@ -148,6 +148,33 @@ public sealed class GatewayOpenQuestionsTests(PostgresFixture postgres, RabbitMq
     }
 
     [Fact]
+    public async Task A_sign_in_stays_with_its_instance_while_the_gateway_answers_so_another_instances_round_cannot_lose_it()
+    {
+        await using var other = await StartHubAsync();
+        await SwitchAsync(new { answerLatency = "00:00:05" });
+        var signIn = Hub.SignInAsync(Agent);
+        await Task.Delay(500);
+        // The other instance's round runs while the sign-in waits for the gateway's answer (its own gateway calls wait
+        // on the simulated clock too, so it is not awaited before the clock moves).
+        var round = other.App.Services.GetRequiredService<SessionKeeper>().TickAsync(CancellationToken.None);
+        await Task.Delay(1000);
+        for (var i = 0; i < 60 && !(signIn.IsCompleted && round.IsCompleted); i++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(100);
+        }
+
+        using var response = await signIn;
+        await round;
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        var session = await SessionAsync(Agent);
+        Assert.Equal("active", session["state"]!.GetValue<string>());
+        Assert.Equal(Hub.App.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SessionKeepingOptions>>().Value.InstanceId,
+            session["ownerInstance"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task One_agent_whose_row_cannot_be_written_does_not_stop_the_others()
     {
         await SignInAsync(1001);

@@ -64,7 +64,16 @@ internal sealed partial class SignIns(
         switch (verdict)
         {
             case SignInVerdict.Active:
-                await store.SaveAsync(session, s => SessionTransitions.SignedIn(s, answer, Options.InstanceId, time.GetUtcNow()));
+                // The gateway has signed the agent in: record it unless the row has moved on meanwhile (another sign-in).
+                while (!await store.SaveAsync(session, s => SessionTransitions.SignedIn(s, answer, Options.InstanceId, time.GetUtcNow())))
+                {
+                    if (session.State != AgentSessionState.SigningIn || !session.TokenHash.AsSpan().SequenceEqual(ServiceToken.Hash(token)))
+                    {
+                        LogSignInOverridden(agentId);
+                        return new AgentOutcome(await store.GetViewAsync(agentId, cancellationToken), null);
+                    }
+                }
+
                 await store.LeaseAsync(agentId, Options.InstanceId, Options.LeaseDuration);
                 LogSignedIn(agentId);
                 await ApplySkillsAsync(session, request, cancellationToken);
@@ -227,6 +236,10 @@ internal sealed partial class SignIns(
             session.TokenSeenAt,
             session.SignedInAt);
         SessionTransitions.SigningIn(session, tokenHash, now, Options.TokenOverlap);
+        // Ours while the sign-in runs: no other instance's keeper takes the row (and changes it) meanwhile. The round
+        // renews the lease on the database's clock from then on.
+        session.OwnerInstance = Options.InstanceId;
+        session.LeaseExpiresAt = now + Options.LeaseDuration;
         session.UpdatedAt = now;
         session.Version++;
         try
@@ -267,6 +280,9 @@ internal sealed partial class SignIns(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} signed in (push mode)")]
     private partial void LogSignedIn(int agentId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Agent {AgentId} was signed in, but its session changed meanwhile; the newer state stands")]
+    private partial void LogSignInOverridden(int agentId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} is still signed in at the gateway; its session is resumed")]
     private partial void LogResumed(int agentId);

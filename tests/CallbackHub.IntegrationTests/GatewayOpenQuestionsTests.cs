@@ -83,7 +83,7 @@ public sealed class GatewayOpenQuestionsTests(PostgresFixture postgres, RabbitMq
         await AdvanceAsync(TimeSpan.FromSeconds(30)); // the rotation goes out on this heartbeat
         var (withNew, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Ready")]);
         var (oldWithinOverlap, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Work")], serviceToken: signInToken);
-        _clock.Advance(TimeSpan.FromSeconds(61));
+        _clock.Advance(TimeSpan.FromSeconds(151)); // past Sessions__TokenOverlap (2.5 min) after the new token was seen
         var (oldAfterOverlap, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Ready", eventGenTime: GenTime)], serviceToken: signInToken);
 
         Assert.NotEqual(signInToken, await Gateway.ServiceTokenAsync(Agent));
@@ -228,7 +228,7 @@ public sealed class GatewayOpenQuestionsTests(PostgresFixture postgres, RabbitMq
         await Task.Delay(LeaseDuration + TimeSpan.FromMilliseconds(500));
         var statuses = new List<int>();
         statuses.Add((await Gateway.PushOnceAsync(Agent, [Event("AgentState_Work", eventGenTime: GenTime)], serviceToken: signInToken)).Status);
-        for (var i = 0; i < 4; i++)
+        for (var i = 0; i < 8; i++) // 4 minutes: past the old token's overlap, so the next rotation comes
         {
             _clock.Advance(TimeSpan.FromSeconds(30));
             await keeperB.TickAsync(CancellationToken.None);

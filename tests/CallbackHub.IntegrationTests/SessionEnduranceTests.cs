@@ -61,7 +61,8 @@ public sealed class SessionEnduranceTests(PostgresFixture postgres, RabbitMqFixt
         Assert.Equal(rows.Select(r => r.EventId).Order(), messages.Select(m => m.Message.EventId).Order());
         var handshakes = (await Gateway.RequestsAsync(RosterAgent)).Where(r => r!["path"]!.GetValue<string>().EndsWith("/handshake", StringComparison.Ordinal)).ToList();
         Assert.Equal(120, handshakes.Count);
-        Assert.True(handshakes.Count(h => h!["headers"]!.AsObject().ContainsKey("service_token")) >= 59, "the token is rotated every minute");
+        // A new token once a minute has passed and the one before it was seen in a push and is past its overlap (2.5 min).
+        Assert.True(handshakes.Count(h => h!["headers"]!.AsObject().ContainsKey("service_token")) >= 19, "the token is rotated every 3 minutes or so");
     }
 
     [Fact]

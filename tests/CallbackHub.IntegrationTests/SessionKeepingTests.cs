@@ -80,7 +80,7 @@ public sealed class SessionKeepingTests(PostgresFixture postgres, RabbitMqFixtur
         var rotated = await Gateway.ServiceTokenAsync(Agent);
         var (withinOverlap, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Work")], serviceToken: original);
         var (withNew, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Ready")]);
-        _clock.Advance(TimeSpan.FromSeconds(61));
+        _clock.Advance(TimeSpan.FromSeconds(151)); // past Sessions__TokenOverlap (2.5 min) after the new token was seen
         var (afterOverlap, body) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Work")], serviceToken: original);
 
         Assert.NotEqual(original, rotated);

@@ -11,8 +11,12 @@ internal sealed class SessionKeepingOptions
     /// <summary>How often the service token is replaced (sent on a heartbeat); the gateway recommends every minute. 0: never.</summary>
     public TimeSpan TokenRotationInterval { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>How long the previous token is still accepted after a rotation, for pushes already in flight.</summary>
-    public TimeSpan TokenOverlap { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// How long the previous token is still accepted once a push showed the gateway uses the new one: a batch that
+    /// failed is re-sent for 120 s, every 10 s, perhaps with the token it was first sent with, and the default covers
+    /// that window (docs/gateway-protocol.md §6).
+    /// </summary>
+    public TimeSpan TokenOverlap { get; set; } = TimeSpan.FromSeconds(150);
 
     /// <summary>The gateway's window: no heartbeat answered for this long means the session is gone.</summary>
     public TimeSpan GatewaySessionTimeout { get; set; } = TimeSpan.FromMinutes(2);
@@ -36,7 +40,7 @@ internal sealed class SessionKeepingOptions
     /// <c>AgentOther_ShutdownService</c>, comes after the logout answer with that token (docs/gateway-protocol.md §5),
     /// and may be retried for the gateway's 2 minutes.
     /// </summary>
-    public TimeSpan SignOutGrace { get; set; } = TimeSpan.FromMinutes(2);
+    public TimeSpan SignOutGrace { get; set; } = TimeSpan.FromSeconds(150);
 
     /// <summary>Sign this instance's agents out on shutdown; off lets another instance keep them.</summary>
     public bool SignOutOnShutdown { get; set; } = true;

@@ -40,16 +40,18 @@ public static class CallbackHubApp
     /// </summary>
     internal static async Task<IReadOnlyList<string>> SettingsProblemsAsync(WebApplication app, string[] args)
     {
-        var problems = OptionsRegistration.SettingsProblems(app.Services).ToList();
-        var unconvertible = OptionsRegistration.UnconvertibleKeys(app.Services).ToHashSet();
+        var (sentences, keys) = OptionsRegistration.SettingsProblems(app.Services);
+        var problems = sentences.ToList();
+        var unconvertible = keys.ToHashSet();
         for (var found = unconvertible.Count; found > 0;)
         {
             var without = unconvertible.Select(key => KeyValuePair.Create(key, (string?)null)).ToList();
             await using var again = Build(args, builder => builder.Configuration.AddInMemoryCollection(without));
             // A blanked key reads as its type's default: what is said about it again is not news.
-            problems.AddRange(OptionsRegistration.SettingsProblems(again.Services).Except(problems)
+            var (moreSentences, moreKeys) = OptionsRegistration.SettingsProblems(again.Services);
+            problems.AddRange(moreSentences.Except(problems)
                 .Where(problem => !unconvertible.Any(key => problem.Contains(key.Replace(":", "__", StringComparison.Ordinal), StringComparison.Ordinal))));
-            found = OptionsRegistration.UnconvertibleKeys(again.Services).Count(unconvertible.Add);
+            found = moreKeys.Count(unconvertible.Add);
         }
 
         return problems;

@@ -25,10 +25,6 @@ internal enum RetcodeHandling
 /// </summary>
 internal static class GatewayRetcodes
 {
-    public const string AuthExpired = "000-003";
-    public const string SwitchingOver = "000-004";
-    public const string CalledRepeatedly = "000-007";
-    public const string InvalidParameter = "100-001";
     public const string AlreadySignedIn = "100-002";
     public const string NotSignedIn = "100-006";
     public const string AlreadySignedOut = "100-008";
@@ -38,11 +34,11 @@ internal static class GatewayRetcodes
         ["0"] = ("success", RetcodeHandling.Success),
         ["000-001"] = ("wrong way of getting events", RetcodeHandling.Hopeless),
         ["000-002"] = ("a URL parameter is wrong", RetcodeHandling.Hopeless),
-        [AuthExpired] = ("no permission or authentication expired", RetcodeHandling.SessionGone),
-        [SwitchingOver] = ("the agent is being switched over to another gateway", RetcodeHandling.BackOff),
+        ["000-003"] = ("no permission or authentication expired", RetcodeHandling.SessionGone),
+        ["000-004"] = ("the agent is being switched over to another gateway", RetcodeHandling.BackOff),
         ["000-006"] = ("a message parameter is wrong", RetcodeHandling.Hopeless),
-        [CalledRepeatedly] = ("the interface was called again before it answered", RetcodeHandling.BackOff),
-        [InvalidParameter] = ("a parameter is empty or invalid", RetcodeHandling.Hopeless),
+        ["000-007"] = ("the interface was called again before it answered", RetcodeHandling.BackOff),
+        ["100-001"] = ("a parameter is empty or invalid", RetcodeHandling.Hopeless),
         [AlreadySignedIn] = ("the agent is already signed in", RetcodeHandling.AlreadySignedIn),
         ["100-003"] = ("a resource was unavailable during sign-in", RetcodeHandling.BackOff),
         ["100-004"] = ("wrong account or password", RetcodeHandling.Hopeless),

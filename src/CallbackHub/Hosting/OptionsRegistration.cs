@@ -23,16 +23,15 @@ internal static class OptionsRegistration
     }
 
     /// <summary>
-    /// Every sentence about a wrong setting, from every options class. A value that cannot be converted hides the rest
-    /// of its class from the binder: <see cref="UnconvertibleKeys"/> names such keys, so that a caller can check again
-    /// without them.
+    /// Every sentence about a wrong setting, from every options class, in one pass. A value that cannot be converted
+    /// hides the rest of its class from the binder: <c>Unconvertible</c> names such keys (<c>Gateway:Timeout</c>), so
+    /// that a caller can check again without them.
     /// </summary>
-    public static IReadOnlyList<string> SettingsProblems(IServiceProvider services) =>
-        services.GetServices<SettingsCheck>().SelectMany(check => check.Problems(services)).Select(p => p.Sentence).Distinct().ToList();
-
-    /// <summary>The configuration keys (<c>Gateway:Timeout</c>) whose values could not be converted.</summary>
-    public static IReadOnlyList<string> UnconvertibleKeys(IServiceProvider services) =>
-        services.GetServices<SettingsCheck>().SelectMany(check => check.Problems(services)).Select(p => p.Key).OfType<string>().Distinct().ToList();
+    public static (IReadOnlyList<string> Sentences, IReadOnlyList<string> Unconvertible) SettingsProblems(IServiceProvider services)
+    {
+        var problems = services.GetServices<SettingsCheck>().SelectMany(check => check.Problems(services)).ToList();
+        return (problems.Select(p => p.Sentence).Distinct().ToList(), problems.Select(p => p.Key).OfType<string>().Distinct().ToList());
+    }
 
     private static IEnumerable<Problem> ProblemsOf<T>(IServiceProvider services)
         where T : class

@@ -21,7 +21,7 @@ if (options.Mode == LoadMode.Sessions)
 var loadBefore = Machine.LoadAverage();
 Console.Error.WriteLine($"[{runId}] load average {loadBefore}");
 
-await RecreateDatabaseAsync(options.Postgres);
+await SessionsRun.ResetDatabaseAsync(options.Postgres);
 double? publishCeiling = null, commitCeiling = null;
 if (options.Baselines)
 {
@@ -94,25 +94,6 @@ finally
     }
 
     await simulatorApp.StopAsync();
-}
-
-static async Task RecreateDatabaseAsync(string connectionString)
-{
-    var builder = new NpgsqlConnectionStringBuilder(connectionString);
-    var database = builder.Database ?? "";
-    // The tool drops the database it is given: refuse anything not obviously meant for it.
-    if (!database.Contains("loadtest", StringComparison.OrdinalIgnoreCase))
-    {
-        throw new ArgumentException($"The database name must contain 'loadtest' (it is dropped and recreated); got '{database}'.");
-    }
-
-    builder.Database = "postgres";
-    await using var connection = new NpgsqlConnection(builder.ConnectionString);
-    await connection.OpenAsync();
-    await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE); ", connection);
-    await command.ExecuteNonQueryAsync();
-    command.CommandText = $"CREATE DATABASE \"{database}\"";
-    await command.ExecuteNonQueryAsync();
 }
 
 static async Task SignInAsync(List<AgentLedger> agents, List<HttpClient> hubs, HttpClient simulator, Pusher pusher)

@@ -501,7 +501,7 @@ internal sealed class SessionsRun : IDisposable
     /// Drops and recreates the database (its name must contain "loadtest"); a user without CREATEDB (e.g. the owner of a
     /// database made for it by an administrator) gets its public schema dropped and recreated instead.
     /// </summary>
-    private static async Task ResetDatabaseAsync(string connectionString)
+    internal static async Task ResetDatabaseAsync(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         var database = builder.Database ?? "";

@@ -15,19 +15,8 @@ internal static class Baselines
     /// <summary>Confirmed sends of <see cref="AgentEventReceived"/> to a durable queue, <paramref name="concurrency"/> in flight.</summary>
     public static async Task<double> PublishCeilingAsync(string amqpUri, int concurrency, TimeSpan duration)
     {
-        var uri = new Uri(amqpUri);
         var queue = $"loadtest-ceiling-{Guid.NewGuid():N}";
-        var bus = Bus.Factory.CreateUsingRabbitMq(rabbit =>
-        {
-            var userInfo = uri.UserInfo.Split(':');
-            var vhost = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/'));
-            rabbit.Host(uri.Host, (ushort)uri.Port, vhost.Length == 0 ? "/" : vhost, h =>
-            {
-                h.Username(Uri.UnescapeDataString(userInfo[0]));
-                h.Password(Uri.UnescapeDataString(userInfo[1]));
-                h.PublisherConfirmation = true; // MassTransit's default, stated: a send completes on the broker's confirm
-            });
-        });
+        var bus = CreateBus(amqpUri);
         await bus.StartAsync();
         try
         {
@@ -88,6 +77,24 @@ internal static class Baselines
             await using var drop = dataSource.CreateCommand("DROP TABLE IF EXISTS loadtest_commit_ceiling");
             await drop.ExecuteNonQueryAsync();
         }
+    }
+
+    /// <summary>A plain MassTransit bus on <paramref name="amqpUri"/> (publisher confirms on, MassTransit's default).</summary>
+    public static IBusControl CreateBus(string amqpUri, Action<IRabbitMqBusFactoryConfigurator>? configure = null)
+    {
+        var uri = new Uri(amqpUri);
+        return Bus.Factory.CreateUsingRabbitMq(rabbit =>
+        {
+            var userInfo = uri.UserInfo.Split(':');
+            var vhost = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/'));
+            rabbit.Host(uri.Host, (ushort)uri.Port, vhost.Length == 0 ? "/" : vhost, h =>
+            {
+                h.Username(Uri.UnescapeDataString(userInfo[0]));
+                h.Password(Uri.UnescapeDataString(userInfo[1]));
+                h.PublisherConfirmation = true; // MassTransit's default, stated: a send completes on the broker's confirm
+            });
+            configure?.Invoke(rabbit);
+        });
     }
 
     private static AgentEventReceived Message(long n) => new(

@@ -19,6 +19,7 @@ internal sealed class Consumer : IAsyncDisposable
     private readonly Dictionary<int, AgentLedger> _agents;
     private readonly RunCounters _counters;
     private long _received;
+    private bool _detached;
 
     private Consumer(IConnection connection, IChannel channel, string queue, Dictionary<int, AgentLedger> agents, RunCounters counters)
     {
@@ -100,8 +101,31 @@ internal sealed class Consumer : IAsyncDisposable
         }
     }
 
+    /// <summary>Closes the connection but keeps the durable queue and what it holds, to consume it again later.</summary>
+    public async Task DetachAsync()
+    {
+        _detached = true;
+        try
+        {
+            await _channel.CloseAsync();
+            await _connection.CloseAsync();
+        }
+        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.RabbitMQClientException or IOException or ObjectDisposedException)
+        {
+            // The broker is going away anyway.
+        }
+
+        _channel.Dispose();
+        _connection.Dispose();
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (_detached)
+        {
+            return;
+        }
+
         await _channel.QueueDeleteAsync(_queue);
         await _channel.CloseAsync();
         await _connection.CloseAsync();

@@ -31,6 +31,9 @@ internal sealed class HubProcess : IAsyncDisposable
 
     public long ReadyAt { get; private set; }
 
+    /// <summary>What the process is, for messages: CallbackHub or the plain receiver.</summary>
+    public string Name { get; private init; } = "CallbackHub";
+
     public bool HasExited => _process.HasExited;
 
     public int ExitCode => _process.ExitCode;
@@ -69,6 +72,33 @@ internal sealed class HubProcess : IAsyncDisposable
             env[key] = value;
         }
 
+        return await StartProcessAsync(start, baseUri, logPath, launch.ReadyPath, "CallbackHub");
+    }
+
+    /// <summary>
+    /// Starts the <see cref="PlainReceiver"/>: this tool's own dll again with <see cref="PlainReceiver.Flag"/>, as a
+    /// separate process like CallbackHub, and waits until it answers.
+    /// </summary>
+    public static Task<HubProcess> StartPlainReceiverAsync(LoadOptions options, string logPath)
+    {
+        var baseUri = new Uri($"http://127.0.0.1:{FreePort()}");
+        var dll = typeof(PlainReceiver).Assembly.Location;
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { dll, PlainReceiver.Flag },
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["ASPNETCORE_URLS"] = baseUri.ToString();
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment[PlainReceiver.PostgresVariable] = options.Postgres;
+        start.Environment[PlainReceiver.RabbitMqVariable] = options.RabbitMq;
+        return StartProcessAsync(start, baseUri, logPath, PlainReceiver.ReadyPath, "The plain receiver");
+    }
+
+    private static async Task<HubProcess> StartProcessAsync(ProcessStartInfo start, Uri baseUri, string logPath, string readyPath, string name)
+    {
         var startedAt = Stopwatch.GetTimestamp();
         var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
         var log = new StreamWriter(logPath) { AutoFlush = true };
@@ -76,10 +106,10 @@ internal sealed class HubProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => Write(log, e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var hub = new HubProcess(process, baseUri, log) { StartedAt = startedAt };
+        var hub = new HubProcess(process, baseUri, log) { StartedAt = startedAt, Name = name };
         try
         {
-            await hub.WaitUntilReadyAsync(launch.ReadyPath);
+            await hub.WaitUntilReadyAsync(readyPath);
         }
         catch
         {
@@ -91,6 +121,16 @@ internal sealed class HubProcess : IAsyncDisposable
 
         hub.ReadyAt = Stopwatch.GetTimestamp();
         return hub;
+    }
+
+    /// <summary>Sends a signal by name (<c>STOP</c>, <c>CONT</c>, <c>TERM</c>…) with <c>kill</c>.</summary>
+    public async Task SignalAsync(string signal)
+    {
+        if (!_process.HasExited)
+        {
+            using var kill = Process.Start("kill", [$"-{signal}", Pid.ToString(CultureInfo.InvariantCulture)]);
+            await kill.WaitForExitAsync();
+        }
     }
 
     /// <summary>SIGKILL: the process dies at once, as on a node failure (nothing is flushed or handed back).</summary>
@@ -162,7 +202,8 @@ internal sealed class HubProcess : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            // SIGTERM: a graceful stop (the dispatcher flushes, agents are signed out).
+            // SIGTERM: a graceful stop (the dispatcher flushes, agents are signed out); SIGCONT first, in case it was frozen.
+            await SignalAsync("CONT");
             using (var kill = Process.Start("kill", ["-TERM", Pid.ToString(CultureInfo.InvariantCulture)]))
             {
                 await kill.WaitForExitAsync();
@@ -192,7 +233,7 @@ internal sealed class HubProcess : IAsyncDisposable
         {
             if (_process.HasExited)
             {
-                throw new InvalidOperationException($"CallbackHub exited with code {_process.ExitCode}; see its log.");
+                throw new InvalidOperationException($"{Name} exited with code {_process.ExitCode}; see its log.");
             }
 
             try
@@ -210,7 +251,7 @@ internal sealed class HubProcess : IAsyncDisposable
             await Task.Delay(250);
         }
 
-        throw new TimeoutException("CallbackHub did not answer within 90 s; see its log.");
+        throw new TimeoutException($"{Name} did not answer within 90 s; see its log.");
     }
 
     private static void Write(StreamWriter log, string? line)

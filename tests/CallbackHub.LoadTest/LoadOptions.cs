@@ -9,12 +9,30 @@ internal enum LoadMode
     Sessions,
 }
 
-/// <summary>What happens to the CallbackHub instances at mid-run in sessions mode.</summary>
+/// <summary>What happens to the CallbackHub instances at mid-run: sigkill and rolling in sessions mode, freeze in push mode.</summary>
 internal enum Fault
 {
     None,
     SigKill,
     Rolling,
+
+    /// <summary>Push mode: SIGSTOP the instance that published most so far, SIGCONT it <c>--freeze-for</c> later.</summary>
+    Freeze,
+}
+
+/// <summary>What push mode pushes to: CallbackHub, the plain receiver, or both one after the other (the comparison).</summary>
+internal enum Target
+{
+    Hub,
+    Plain,
+    Both,
+}
+
+/// <summary>Push mode's scenarios: a load run (default) or the backlog drain with the broker stopped meanwhile.</summary>
+internal enum Scenario
+{
+    Load,
+    Backlog,
 }
 
 /// <summary>How the sessions mode hands CallbackHub its roster.</summary>
@@ -60,6 +78,27 @@ internal sealed class LoadOptions
 
     public int Seed { get; private init; } = 42;
 
+    // Push mode: the comparison, the backlog drain and the freeze.
+
+    public Target Target { get; private init; } = Target.Hub;
+
+    /// <summary>With <c>--target both</c>: also run each target open loop at half the rate the plain receiver reached.</summary>
+    public bool HalfLoad { get; private init; }
+
+    public Scenario Scenario { get; private init; } = Scenario.Load;
+
+    /// <summary>Events pushed while the broker is stopped (<c>--scenario backlog</c>).</summary>
+    public int BacklogEvents { get; private init; } = 100_000;
+
+    /// <summary>How long a frozen instance stays stopped (<c>--fault freeze</c>).</summary>
+    public TimeSpan FreezeFor { get; private init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long to wait after the load for every accepted event to arrive.</summary>
+    public TimeSpan DrainTimeout { get; private init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>The node <c>rabbitmqctl</c> stops and starts (<c>-n</c>); null = rabbitmqctl's default node.</summary>
+    public string? RabbitMqNode { get; private init; }
+
     // Sessions mode (--mode sessions).
 
     /// <summary>The simulator's AnswerLatency switch: every agent call to the gateway waits this long.</summary>
@@ -88,9 +127,11 @@ internal sealed class LoadOptions
     public TimeSpan SampleInterval { get; private init; } = TimeSpan.FromSeconds(15);
 
     private static readonly string[] SessionsOnly =
-        ["gateway-latency", "heartbeat-tokens", "fault", "fault-at", "restart-delay", "events-per-second", "gateway-max-concurrent-calls", "roster", "sample-interval"];
+        ["gateway-latency", "heartbeat-tokens", "restart-delay", "events-per-second", "gateway-max-concurrent-calls", "roster", "sample-interval"];
 
-    private static readonly string[] PushOnly = ["rate", "warmup", "events-per-push", "concurrency", "baseline-duration", "baselines"];
+    private static readonly string[] PushOnly =
+        ["rate", "warmup", "events-per-push", "concurrency", "baseline-duration", "baselines", "target", "half-load", "scenario", "backlog-events",
+         "freeze-for", "drain-timeout", "rabbitmq-node"];
 
     public static LoadOptions Parse(string[] args)
     {
@@ -133,17 +174,47 @@ internal sealed class LoadOptions
         }
 
         var defaults = new LoadOptions();
-        var perPush = (Get("events-per-push") ?? "1-5").Split('-');
+        var target = Get("target") switch
+        {
+            null or "hub" => Target.Hub,
+            "plain" => Target.Plain,
+            "both" => Target.Both,
+            var other => throw new ArgumentException($"--target must be hub, plain or both, got '{other}'."),
+        };
+        var scenario = Get("scenario") switch
+        {
+            null or "load" => Scenario.Load,
+            "backlog" => Scenario.Backlog,
+            var other => throw new ArgumentException($"--scenario must be load or backlog, got '{other}'."),
+        };
+
+        // The comparison and the backlog drain measure as the issue did: 3-event pushes, the broker ceiling at 512 in flight.
+        var issueDefaults = target == Target.Both || scenario == Scenario.Backlog;
+        var perPush = (Get("events-per-push") ?? (issueDefaults ? "3" : "1-5")).Split('-');
         var options = new LoadOptions
         {
+            Target = target,
+            Scenario = scenario,
+            HalfLoad = Get("half-load") is "true" or "on" or "yes",
+            BacklogEvents = Int("backlog-events", defaults.BacklogEvents),
+            Fault = Get("fault") switch
+            {
+                null or "none" => Fault.None,
+                "freeze" => Fault.Freeze,
+                var other => throw new ArgumentException($"--fault must be none or freeze in push mode (sigkill and rolling are sessions mode's), got '{other}'."),
+            },
+            FaultAt = Get("fault-at") is { } at ? ParseDuration(at, TimeSpan.FromSeconds(1)) : null,
+            FreezeFor = Seconds("freeze-for", defaults.FreezeFor),
+            DrainTimeout = Seconds("drain-timeout", scenario == Scenario.Backlog ? TimeSpan.FromMinutes(5) : defaults.DrainTimeout),
+            RabbitMqNode = Get("rabbitmq-node"),
             Agents = Int("agents", defaults.Agents),
             FirstAgentId = Int("first-agent", defaults.FirstAgentId),
             Rate = Get("rate") is { } rate && rate != "max" ? double.Parse(rate, CultureInfo.InvariantCulture) : 0,
-            Duration = Seconds("duration", defaults.Duration),
+            Duration = Seconds("duration", scenario == Scenario.Backlog ? TimeSpan.FromMinutes(5) : defaults.Duration),
             WarmUp = Seconds("warmup", defaults.WarmUp),
             MinEventsPerPush = int.Parse(perPush[0], CultureInfo.InvariantCulture),
             MaxEventsPerPush = int.Parse(perPush[^1], CultureInfo.InvariantCulture),
-            Concurrency = Int("concurrency", defaults.Concurrency),
+            Concurrency = Int("concurrency", issueDefaults ? 512 : defaults.Concurrency),
             BaselineDuration = Seconds("baseline-duration", defaults.BaselineDuration),
             Baselines = Get("baselines") is not ("false" or "off" or "no"),
             Postgres = Get("postgres") ?? defaults.Postgres,
@@ -159,7 +230,7 @@ internal sealed class LoadOptions
             throw new ArgumentException($"Unknown option(s): {string.Join(", ", values.Keys.Select(k => "--" + k))}.");
         }
 
-        if (options.HubDll is null || !File.Exists(options.HubDll))
+        if (options.Target != Target.Plain && (options.HubDll is null || !File.Exists(options.HubDll)))
         {
             throw new ArgumentException("--hub-dll must name the published CallbackHub.dll (dotnet publish src/CallbackHub -c Release -o <dir>).");
         }
@@ -168,6 +239,27 @@ internal sealed class LoadOptions
             || options.MaxEventsPerPush < options.MinEventsPerPush || options.WarmUp >= options.Duration)
         {
             throw new ArgumentException("--agents and --instances must be ≥ 1, --events-per-push like 1-5, --warmup shorter than --duration.");
+        }
+
+        if (options.HalfLoad && options.Target != Target.Both)
+        {
+            throw new ArgumentException("--half-load true needs --target both: the half rate is the plain receiver's closed-loop rate of the same run.");
+        }
+
+        if (options.Target == Target.Both && options.Rate > 0)
+        {
+            throw new ArgumentException("--target both measures closed loop (--rate max); add --half-load true for the open-loop half-rate runs.");
+        }
+
+        if (options.Scenario == Scenario.Backlog && (options.Target != Target.Hub || options.Fault != Fault.None || options.BacklogEvents < 1))
+        {
+            throw new ArgumentException("--scenario backlog runs against CallbackHub (--target hub), without --fault, with --backlog-events ≥ 1.");
+        }
+
+        if (options.Fault == Fault.Freeze && (options.Instances < 2 || options.Target != Target.Hub
+            || options.FaultAt is { } f && (f <= TimeSpan.Zero || f >= options.Duration)))
+        {
+            throw new ArgumentException("--fault freeze needs --instances ≥ 2 and --target hub, and --fault-at inside --duration.");
         }
 
         return options;

@@ -14,8 +14,17 @@ namespace CallbackHub.LoadTest;
 /// due at <c>start + k / pushRate</c> (after a linear ramp over the warm-up), and latency counts from when it was due, so a slow answer that delays the
 /// next push of the same agent is charged to that push too (no coordinated omission).
 /// </summary>
-internal sealed class Pusher(LoadOptions options, IReadOnlyList<AgentLedger> agents, IReadOnlyList<HttpClient> hubs, HttpClient simulator, RunCounters counters)
+/// <remarks>
+/// With <c>eventBudget</c> &gt; 0 (the backlog scenario) the agents stop once that many events were pushed over all of
+/// them; the last push is cut to what is left.
+/// </remarks>
+internal sealed class Pusher(
+    LoadOptions options, IReadOnlyList<AgentLedger> agents, IReadOnlyList<HttpClient> hubs, HttpClient simulator, RunCounters counters,
+    double? rate = null, long eventBudget = 0)
 {
+    private readonly bool _budgeted = eventBudget > 0;
+    private long _budgetLeft = eventBudget;
+
     private static readonly MediaTypeHeaderValue Json = MediaTypeHeaderValue.Parse("application/json; charset=UTF-8");
 
     /// <summary>Ack latency per push (ms) with the Stopwatch timestamp it was due.</summary>
@@ -26,7 +35,7 @@ internal sealed class Pusher(LoadOptions options, IReadOnlyList<AgentLedger> age
     public async Task RunAsync()
     {
         var meanEvents = (options.MinEventsPerPush + options.MaxEventsPerPush) / 2.0;
-        var pushRate = options.Rate / meanEvents;
+        var pushRate = (rate ?? options.Rate) / meanEvents;
         Start = Stopwatch.GetTimestamp();
         var end = Start + (long)(options.Duration.TotalSeconds * Stopwatch.Frequency);
         await Task.WhenAll(agents.Select((agent, index) => Task.Run(() => RunAgentAsync(agent, index, pushRate, end))));
@@ -63,6 +72,11 @@ internal sealed class Pusher(LoadOptions options, IReadOnlyList<AgentLedger> age
             // Strictly increasing eventGenTime per agent, as a real gateway's clock gives: consecutive batches then
             // never look like a re-send to CallbackHub's duplicate check.
             var count = random.Next(options.MinEventsPerPush, options.MaxEventsPerPush + 1);
+            if (_budgeted && (count = TakeFromBudget(count)) == 0)
+            {
+                return;
+            }
+
             var events = new SentEvent[count];
             var body = new StringBuilder(1024);
             var workNo = agent.AgentId.ToString(CultureInfo.InvariantCulture);
@@ -86,6 +100,19 @@ internal sealed class Pusher(LoadOptions options, IReadOnlyList<AgentLedger> age
             }
 
             await PushUntilAcceptedAsync(agent, hub, Encoding.UTF8.GetBytes(body.ToString()), events, dueAt, end);
+        }
+    }
+
+    private int TakeFromBudget(int count)
+    {
+        while (true)
+        {
+            var left = Interlocked.Read(ref _budgetLeft);
+            var take = (int)Math.Min(count, left);
+            if (take <= 0 || Interlocked.CompareExchange(ref _budgetLeft, left - take, left) == left)
+            {
+                return Math.Max(0, take);
+            }
         }
     }
 

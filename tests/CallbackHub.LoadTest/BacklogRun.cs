@@ -94,12 +94,16 @@ internal static class BacklogRun
                 ("while the broker was stopped: ack p50 / p99 / max", Report.Percentiles(ackMs, 0.50, 0.99, 1.0)),
                 ($"outbox backlog ({probe.Source}) before start_app / after the drain", $"{backlogBefore} / {backlogAfter} events"),
                 ("start_app took / consumer reconnected after", $"{RunCounters.Milliseconds(startCommandAt, startedAt) / 1000:F1} s / {RunCounters.Milliseconds(startedAt, connectedAt) / 1000:F1} s"),
-                ("first arrival after start_app returned", received.Count == 0 ? "none" : $"{RunCounters.Milliseconds(startedAt, firstArrival) / 1000:F1} s"),
-                ("all arrived after start_app returned", lost == 0 && received.Count > 0
-                    ? $"{drainedIn:F1} s" : $"not all: {received.Count} of {acked} after {drainSeconds:F0} s of waiting"),
+                ("first arrival after start_app returned (negative: before)", received.Count == 0 ? "none" : $"{RunCounters.Milliseconds(startedAt, firstArrival) / 1000:F1} s"),
+                ("all arrived after start_app returned / was issued", lost == 0 && received.Count > 0
+                    ? $"{drainedIn:F1} s / {RunCounters.Milliseconds(startCommandAt, lastArrival) / 1000:F1} s"
+                    : $"not all: {received.Count} of {acked} after {drainSeconds:F0} s of waiting"),
                 ("**drain rate** (events received ÷ time from start_app returned to the last first arrival)",
                     $"**{rate:F0} events/s = {rate / ceiling:P0} of the broker ceiling**"),
-                ("drain rate from the first arrival", received.Count > 1 ? $"{received.Count / (RunCounters.Milliseconds(firstArrival, lastArrival) / 1000):F0} events/s" : "n/a"),
+                ("drain rate counted from start_app issued / from the first arrival", received.Count > 1
+                    ? $"{received.Count / (RunCounters.Milliseconds(startCommandAt, lastArrival) / 1000):F0} / "
+                        + $"{received.Count / (RunCounters.Milliseconds(firstArrival, lastArrival) / 1000):F0} events/s"
+                    : "n/a"),
                 ("lost (acked, never received) / duplicated / order violations (first arrivals, as they came) / content mismatches",
                     $"{lost} / {counters.Duplicates} / {counters.OrderViolations} / {mismatched} of {acked} acked events"),
                 ("CallbackHub CPU while pushing / while draining", $"{(cpuAtPushEnd - cpuAtPushStart).TotalSeconds / pushSeconds:F2} cores / "

@@ -104,8 +104,8 @@ internal static class BacklogRun
                     ? $"{received.Count / (RunCounters.Milliseconds(startCommandAt, lastArrival) / 1000):F0} / "
                         + $"{received.Count / (RunCounters.Milliseconds(firstArrival, lastArrival) / 1000):F0} events/s"
                     : "n/a"),
-                ("lost (acked, never received) / duplicated / order violations (first arrivals, as they came) / content mismatches",
-                    $"{lost} / {counters.Duplicates} / {counters.OrderViolations} / {mismatched} of {acked} acked events"),
+                ("lost (acked, never received) / duplicated / order violations (first arrivals, as they came) / content mismatches / unexpected",
+                    $"{lost} / {counters.Duplicates} / {counters.OrderViolations} / {mismatched} / {counters.Unexpected} of {acked} acked events"),
                 ("CallbackHub CPU while pushing / while draining", $"{(cpuAtPushEnd - cpuAtPushStart).TotalSeconds / pushSeconds:F2} cores / "
                     + $"{(cpuAtEnd - cpuAtStart).TotalSeconds / Math.Max(0.001, drainSeconds + RunCounters.Milliseconds(startedAt, connectedAt) / 1000):F2} cores"),
                 ($"published per instance ({HubMetrics.Published} at the end)", Report.PublishedShares(published)),

@@ -59,7 +59,7 @@ internal static class CompareRun
             Ratio(LegStats.Quantile(h.ToConsumerMs, 0.5), LegStats.Quantile(p.ToConsumerMs, 0.5)), "–");
         Row("push → consumer p99 (ms)", "–", Ms(p.ToConsumerMs, 0.99), Ms(h.ToConsumerMs, 0.99),
             Ratio(LegStats.Quantile(h.ToConsumerMs, 0.99), LegStats.Quantile(p.ToConsumerMs, 0.99)), "–");
-        Row("lost / duplicated / order violations / content mismatches", "–", Integrity(p), Integrity(h), "–", "–");
+        Row("lost / duplicated / order violations / content mismatches / unexpected", "–", Integrity(p), Integrity(h), "–", "–");
         Row("refused or failed push attempts / never acked", "–", $"{p.Rejected} / {p.Unacked}", $"{h.Rejected} / {h.Unacked}", "–", "–");
         Row("target process CPU (cores; µs per accepted event)", "–", Cpu(p), Cpu(h), Ratio(h.MicrosecondsPerEvent, p.MicrosecondsPerEvent) + " per event", "–");
         Row("PostgreSQL / RabbitMQ / load tool / rest (cores)", "–", Cores(plain), Cores(hub), "–", "–");
@@ -79,7 +79,7 @@ internal static class CompareRun
         Console.WriteLine($"| offered / accepted / end to end (events/s) | {N(p.Offered)} / {N(p.AcceptedEvents)} / {N(p.EndToEnd)} | {N(h.Offered)} / {N(h.AcceptedEvents)} / {N(h.EndToEnd)} |");
         Console.WriteLine($"| ack p50 / p99 (ms) | {Ms(p.AckMs, 0.5)} / {Ms(p.AckMs, 0.99)} | {Ms(h.AckMs, 0.5)} / {Ms(h.AckMs, 0.99)} |");
         Console.WriteLine($"| push → consumer p50 / p99 (ms) | {Ms(p.ToConsumerMs, 0.5)} / {Ms(p.ToConsumerMs, 0.99)} | {Ms(h.ToConsumerMs, 0.5)} / {Ms(h.ToConsumerMs, 0.99)} |");
-        Console.WriteLine($"| lost / duplicated / order violations / content mismatches | {Integrity(p)} | {Integrity(h)} |");
+        Console.WriteLine($"| lost / duplicated / order violations / content mismatches / unexpected | {Integrity(p)} | {Integrity(h)} |");
         Console.WriteLine($"| target process CPU (cores; µs per accepted event) | {Cpu(p)} | {Cpu(h)} |");
         Console.WriteLine();
         Console.WriteLine("| target | CallbackHub | bound (plain receiver) | |");
@@ -102,7 +102,7 @@ internal static class CompareRun
 
     private static string Ratio(double a, double b) => b > 0 && !double.IsNaN(a) ? $"{a / b:F2}×" : "–";
 
-    private static string Integrity(LegStats s) => $"{s.Lost} / {s.Duplicates} / {s.OrderViolations} / {s.Mismatched} of {s.Acked}";
+    private static string Integrity(LegStats s) => $"{s.Lost} / {s.Duplicates} / {s.OrderViolations} / {s.Mismatched} / {s.Unexpected} of {s.Acked}";
 
     private static string Cpu(LegStats s) => $"{s.CpuCores:F2}; {s.MicrosecondsPerEvent:F0} µs";
 

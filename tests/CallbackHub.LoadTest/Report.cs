@@ -7,7 +7,7 @@ namespace CallbackHub.LoadTest;
 /// <summary>The numbers of one leg, over the measurement window (after the warm-up, until the pushing stops).</summary>
 internal sealed record LegStats(
     double Seconds, double Offered, double AcceptedEvents, double AcceptedPushes, double EndToEnd, double[] AckMs, double[] ToConsumerMs,
-    long Lost, long Duplicates, long OrderViolations, long Mismatched, long Acked, long Unacked, long Rejected, double CpuCores, double MicrosecondsPerEvent)
+    long Lost, long Duplicates, long OrderViolations, long Mismatched, long Unexpected, long Acked, long Unacked, long Rejected, double CpuCores, double MicrosecondsPerEvent)
 {
     public static LegStats Compute(Pusher pusher, IReadOnlyList<AgentLedger> agents, RunCounters counters, Window window)
     {
@@ -29,6 +29,7 @@ internal sealed record LegStats(
             counters.OrderViolations,
             all.Count(e => e.Received > 0 && (e.ReceivedType != e.Type
                 || !JsonNode.DeepEquals(JsonNode.Parse(e.Content), JsonNode.Parse(e.ReceivedContent!)))),
+            counters.Unexpected,
             all.Count(e => e.Acked),
             all.Count(e => !e.Acked),
             counters.Rejected,
@@ -67,6 +68,7 @@ internal static class Report
                 : $"{window.BacklogAtEnd} / {window.MaxBacklog} / {leg.BacklogAfterDrain} events (drain took {leg.DrainSeconds:F1} s)"),
             ("lost (acked, never received) / duplicated / order violations / content mismatches",
                 $"{s.Lost} / {s.Duplicates} / {s.OrderViolations} / {s.Mismatched} of {s.Acked} acked events"),
+            ("unexpected arrivals (a sequence beyond the agent's pushed events, or an unknown agent)", $"{s.Unexpected}"),
             ("refused or failed push attempts (retried) / never acked", $"{s.Rejected} / {s.Unacked}"),
             ($"{process} CPU", $"{s.CpuCores:F2} cores = {s.MicrosecondsPerEvent:F0} µs per accepted event"),
             ($"where the cores went (cores): {process} / PostgreSQL / RabbitMQ / load tool / rest of the machine", $"{s.CpuCores:F2} / {window.PostgresCpu.TotalSeconds / seconds:F2} / "

@@ -22,16 +22,17 @@ internal static class BacklogRun
         Console.Error.WriteLine($"Broker ceiling: {ceiling:F0} msg/s.");
 
         var spec = new LegSpec("backlog", Target.Hub, 0);
-        var hubs = await PushLeg.StartTargetAsync(lab, spec);
+        await using var gateway = await Gateway.StartAsync();
+        var hubs = await PushLeg.StartTargetAsync(lab, spec, gateway.Uri);
         var clients = PushLeg.Clients(hubs);
         var brokerStopped = false;
         try
         {
             var agents = Enumerable.Range(options.FirstAgentId, options.Agents).Select(id => new AgentLedger(id)).ToList();
             var counters = new RunCounters();
-            var pusher = new Pusher(options, agents, clients, lab.Simulator, counters, 0, options.BacklogEvents);
+            var pusher = new Pusher(options, agents, clients, gateway.Client, counters, 0, options.BacklogEvents);
             Console.Error.WriteLine($"Signing in {agents.Count} agents through CallbackHub…");
-            await PushLeg.SignInAsync(agents, clients, lab.Simulator, pusher);
+            await PushLeg.SignInAsync(agents, clients, gateway.Client, pusher);
             await PushLeg.ReadBaseSequencesAsync(options.Postgres, agents);
             var byId = agents.ToDictionary(a => a.AgentId);
             var queue = $"loadtest-{lab.RunId}-backlog";

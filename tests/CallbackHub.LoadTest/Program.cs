@@ -23,7 +23,7 @@ if (options.Mode == LoadMode.Sessions)
 
 var loadBefore = Machine.LoadAverage();
 Console.Error.WriteLine($"[{runId}] load average {loadBefore}");
-await using var lab = await Lab.StartAsync(options, runId);
+var lab = new Lab(options, runId);
 if (options.Scenario == Scenario.Backlog)
 {
     await BacklogRun.RunAsync(lab, loadBefore);

@@ -8,46 +8,57 @@ using Npgsql;
 
 namespace CallbackHub.LoadTest;
 
-/// <summary>What a push-mode run shares between its legs: the options, the gateway simulator, the log directory.</summary>
-internal sealed class Lab : IAsyncDisposable
+/// <summary>What a push-mode run shares between its legs: the options, the run id, the log directory.</summary>
+internal sealed class Lab
 {
-    private readonly WebApplication _simulatorApp;
-
-    private Lab(LoadOptions options, string runId, WebApplication simulatorApp, Uri simulatorUri, string logDirectory)
+    public Lab(LoadOptions options, string runId)
     {
         Options = options;
         RunId = runId;
-        _simulatorApp = simulatorApp;
-        SimulatorUri = simulatorUri;
-        Simulator = new HttpClient { BaseAddress = simulatorUri, Timeout = TimeSpan.FromSeconds(30) };
-        LogDirectory = logDirectory;
+        LogDirectory = Path.Combine(Path.GetTempPath(), $"callbackhub-loadtest-{runId}");
+        Directory.CreateDirectory(LogDirectory);
     }
 
     public LoadOptions Options { get; }
     public string RunId { get; }
-    public Uri SimulatorUri { get; }
-    public HttpClient Simulator { get; }
     public string LogDirectory { get; }
+}
 
-    public static async Task<Lab> StartAsync(LoadOptions options, string runId)
+/// <summary>
+/// The gateway simulator, in-process. Each leg gets its own: the simulator keeps per-agent push counters and queues, and
+/// the sign-in wait (every push of the agent acknowledged) must only see this leg's.
+/// </summary>
+internal sealed class Gateway : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private Gateway(WebApplication app, Uri uri)
     {
-        var simulatorUri = new Uri($"http://127.0.0.1:{HubProcess.FreePort()}");
-        var simulatorApp = SimulatorApp.Build([], builder =>
+        _app = app;
+        Uri = uri;
+        Client = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public Uri Uri { get; }
+    public HttpClient Client { get; }
+
+    public static async Task<Gateway> StartAsync()
+    {
+        var uri = new Uri($"http://127.0.0.1:{HubProcess.FreePort()}");
+        var app = SimulatorApp.Build([], builder =>
         {
-            builder.WebHost.UseUrls(simulatorUri.ToString());
+            builder.WebHost.UseUrls(uri.ToString());
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
         });
-        await simulatorApp.StartAsync();
-        var logDirectory = Path.Combine(Path.GetTempPath(), $"callbackhub-loadtest-{runId}");
-        Directory.CreateDirectory(logDirectory);
-        return new Lab(options, runId, simulatorApp, simulatorUri, logDirectory);
+        await app.StartAsync();
+        return new Gateway(app, uri);
     }
 
     public async ValueTask DisposeAsync()
     {
-        Simulator.Dispose();
-        await _simulatorApp.StopAsync();
-        await _simulatorApp.DisposeAsync();
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
     }
 }
 
@@ -74,17 +85,18 @@ internal static class PushLeg
     {
         var options = lab.Options;
         await SessionsRun.ResetDatabaseAsync(options.Postgres);
-        var processes = await StartTargetAsync(lab, spec);
+        await using var gateway = await Gateway.StartAsync();
+        var processes = await StartTargetAsync(lab, spec, gateway.Uri);
         var clients = Clients(processes);
         try
         {
             var agents = Enumerable.Range(options.FirstAgentId, options.Agents).Select(id => new AgentLedger(id)).ToList();
             var counters = new RunCounters();
-            var pusher = new Pusher(options, agents, clients, lab.Simulator, counters, spec.Rate);
+            var pusher = new Pusher(options, agents, clients, gateway.Client, counters, spec.Rate);
             if (spec.Target == Target.Hub)
             {
                 Console.Error.WriteLine($"[{spec.Name}] Signing in {agents.Count} agents through CallbackHub…");
-                await SignInAsync(agents, clients, lab.Simulator, pusher);
+                await SignInAsync(agents, clients, gateway.Client, pusher);
                 await ReadBaseSequencesAsync(options.Postgres, agents);
             }
 
@@ -125,7 +137,7 @@ internal static class PushLeg
         }
     }
 
-    public static async Task<List<HubProcess>> StartTargetAsync(Lab lab, LegSpec spec)
+    public static async Task<List<HubProcess>> StartTargetAsync(Lab lab, LegSpec spec, Uri gateway)
     {
         var processes = new List<HubProcess>();
         if (spec.Target == Target.Plain)
@@ -139,7 +151,7 @@ internal static class PushLeg
             for (var i = 0; i < lab.Options.Instances; i++)
             {
                 // One after the other: the first applies the migrations.
-                processes.Add(await HubProcess.StartAsync(lab.Options, i, lab.SimulatorUri, Path.Combine(lab.LogDirectory, $"{spec.Name}-callbackhub-{i}.log")));
+                processes.Add(await HubProcess.StartAsync(lab.Options, i, gateway, Path.Combine(lab.LogDirectory, $"{spec.Name}-callbackhub-{i}.log")));
             }
         }
         catch

@@ -22,6 +22,46 @@ namespace CallbackHub.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("CallbackHub.Outbox.OutboxInstance", b =>
+                {
+                    b.Property<string>("InstanceId")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("instance_id");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
+                    b.HasKey("InstanceId");
+
+                    b.ToTable("outbox_instances", (string)null);
+                });
+
+            modelBuilder.Entity("CallbackHub.Outbox.OutboxPartition", b =>
+                {
+                    b.Property<int>("PartitionId")
+                        .HasColumnType("integer")
+                        .HasColumnName("partition_id");
+
+                    b.Property<long>("Epoch")
+                        .HasColumnType("bigint")
+                        .HasColumnName("epoch");
+
+                    b.Property<DateTimeOffset?>("LeaseExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_expires_at");
+
+                    b.Property<string>("OwnerInstance")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("owner_instance");
+
+                    b.HasKey("PartitionId");
+
+                    b.ToTable("outbox_partitions", (string)null);
+                });
+
             modelBuilder.Entity("CallbackHub.Storage.AgentEvent", b =>
                 {
                     b.Property<long>("Id")
@@ -53,10 +93,6 @@ namespace CallbackHub.Migrations
                         .HasColumnType("text")
                         .HasColumnName("event_type");
 
-                    b.Property<DateTimeOffset?>("PublishedAt")
-                        .HasColumnType("timestamp with time zone")
-                        .HasColumnName("published_at");
-
                     b.Property<DateTimeOffset>("ReceivedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("received_at");
@@ -69,10 +105,6 @@ namespace CallbackHub.Migrations
 
                     b.HasIndex("EventId")
                         .IsUnique();
-
-                    b.HasIndex("Id")
-                        .HasDatabaseName("ix_agent_events_unpublished")
-                        .HasFilter("published_at IS NULL");
 
                     b.HasIndex("AgentId", "Sequence")
                         .IsUnique();
@@ -201,7 +233,19 @@ namespace CallbackHub.Migrations
                         .HasColumnType("bigint")
                         .HasColumnName("last_sequence");
 
+                    b.Property<string>("PublishError")
+                        .HasColumnType("text")
+                        .HasColumnName("publish_error");
+
+                    b.Property<long>("PublishedSequence")
+                        .HasColumnType("bigint")
+                        .HasColumnName("published_sequence");
+
                     b.HasKey("AgentId");
+
+                    b.HasIndex("AgentId")
+                        .HasDatabaseName("ix_agent_streams_unpublished")
+                        .HasFilter("last_sequence > published_sequence");
 
                     b.ToTable("agent_streams", (string)null);
                 });

@@ -198,3 +198,89 @@ BEGIN
 END $EF$;
 COMMIT;
 
+START TRANSACTION;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    ALTER TABLE agent_streams ADD publish_error text;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    ALTER TABLE agent_streams ADD published_sequence bigint NOT NULL DEFAULT 0;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    UPDATE agent_streams SET published_sequence = last_sequence;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    UPDATE agent_streams s SET published_sequence = u.first_unpublished - 1
+    FROM (SELECT agent_id, min(sequence) AS first_unpublished FROM agent_events WHERE published_at IS NULL GROUP BY agent_id) u
+    WHERE s.agent_id = u.agent_id;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    DROP INDEX ix_agent_events_unpublished;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    ALTER TABLE agent_events DROP COLUMN published_at;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    CREATE TABLE outbox_instances (
+        instance_id character varying(200) NOT NULL,
+        expires_at timestamp with time zone NOT NULL,
+        CONSTRAINT "PK_outbox_instances" PRIMARY KEY (instance_id)
+    );
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    CREATE TABLE outbox_partitions (
+        partition_id integer NOT NULL,
+        owner_instance character varying(200),
+        epoch bigint NOT NULL,
+        lease_expires_at timestamp with time zone,
+        CONSTRAINT "PK_outbox_partitions" PRIMARY KEY (partition_id)
+    );
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    CREATE INDEX ix_agent_streams_unpublished ON agent_streams (agent_id) WHERE last_sequence > published_sequence;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202083715_OutboxStream') THEN
+    INSERT INTO "__EFMigrationsHistory" ("MigrationId", "ProductVersion")
+    VALUES ('20261202083715_OutboxStream', '10.0.15');
+    END IF;
+END $EF$;
+COMMIT;
+

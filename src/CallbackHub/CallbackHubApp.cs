@@ -3,7 +3,7 @@ using CallbackHub.Callbacks;
 using CallbackHub.Gateway;
 using CallbackHub.Hosting;
 using CallbackHub.Observability;
-using CallbackHub.Publishing;
+using CallbackHub.Outbox;
 using CallbackHub.Storage;
 
 namespace CallbackHub;
@@ -68,7 +68,7 @@ public static class CallbackHubApp
         services.AddSingleton<CallbackHubMetrics>();
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemSentences.Fill);
         services.AddStorage();
-        services.AddAgentEventPublishing();
+        services.AddOutbox();
         services.AddGatewayClient();
 
         services.AddValidatedOptions<CallbackOptions>(CallbackOptions.Section, CallbackOptions.Validate);

@@ -166,8 +166,8 @@ public sealed class ContainerPipelineTests(ServiceImages images) : IClassFixture
         await using var connection = new NpgsqlConnection(_postgres.GetConnectionString());
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("""
-            SELECT event_id, agent_id, event_type, (extract(epoch FROM event_gen_time) * 1000)::bigint, published_at IS NOT NULL
-            FROM agent_events
+            SELECT e.event_id, e.agent_id, e.event_type, (extract(epoch FROM e.event_gen_time) * 1000)::bigint, e.sequence <= s.published_sequence
+            FROM agent_events e JOIN agent_streams s ON s.agent_id = e.agent_id
             """, connection);
         await using var reader = await command.ExecuteReaderAsync();
         var rows = new List<StoredEvent>();

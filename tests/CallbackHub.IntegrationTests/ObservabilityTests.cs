@@ -24,12 +24,17 @@ public sealed partial class ObservabilityTests(PostgresFixture postgres, RabbitM
 
         Assert.Equal(HttpStatusCode.OK, (await HealthAsync("/health/live")).Status);
         var ready = await EventuallyAsync(() => HealthAsync("/health/ready"), h => h.Status == HttpStatusCode.OK);
-        Assert.Equal(["masstransit-bus", "outbox", "postgres", "rabbitmq"], ready.Body["checks"]!.AsObject().Select(c => c.Key).Order());
+        Assert.Equal(["outbox", "postgres", "rabbitmq"], ready.Body["checks"]!.AsObject().Select(c => c.Key).Order());
 
         var metrics = await EventuallyAsync(MetricsAsync, m => Gauge(m, "callbackhub_sessions", "state=\"active\"") == 1);
         Assert.True(Gauge(metrics, "callbackhub_events_stored_total") >= 2);
         Assert.Equal(0, Gauge(metrics, "callbackhub_outbox_backlog"));
         Assert.Contains("http_server_request_duration_seconds", metrics, StringComparison.Ordinal);
+        // The outbox per partition (this one instance holds every one), and what it has in flight.
+        Assert.Equal(0, Gauge(metrics, "callbackhub_outbox_partition_lag", $"partition=\"{Agent % 128}\""));
+        Assert.Contains("owner=\"", metrics, StringComparison.Ordinal);
+        Assert.Equal(0, Gauge(metrics, "callbackhub_outbox_confirms_in_flight"));
+        Assert.True(Gauge(metrics, "callbackhub_outbox_lease_changes_total", "change=\"acquired\"") >= 1);
 
         var openApi = JsonNode.Parse(await Hub.Callbacks.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)))!;
         Assert.NotNull(openApi["paths"]!["/api/agents/{agentId}/session"]);

@@ -25,7 +25,7 @@ public sealed class OutageTests(PostgresFixture postgres, RabbitMqFixture rabbit
                 Assert.Equal("0", body!["retcode"]!.GetValue<string>());
             }
 
-            Assert.Equal(6, (await EventRows.ReadAsync(Database, Agent)).Count(r => r.PublishedAt is null));
+            Assert.Equal(6, (await EventRows.ReadAsync(Database, Agent)).Count(r => !r.Published));
         }
         finally
         {
@@ -37,7 +37,7 @@ public sealed class OutageTests(PostgresFixture postgres, RabbitMqFixture rabbit
         Assert.Equal(Enumerable.Range(1, 8).Select(i => (long)i), messages.Select(m => m.Message.Sequence).Distinct().Order());
         Assert.Equal(["call-0", "call-1", "call-2"], messages.Where(m => m.Message.EventType == "AgentEvent_Call_Release")
             .Select(m => System.Text.Json.JsonSerializer.Deserialize<string>(m.Message.Content)).Distinct());
-        Assert.All(await EventRows.WaitUntilPublishedAsync(Database, TimeSpan.FromSeconds(30)), r => Assert.NotNull(r.PublishedAt));
+        Assert.All(await EventRows.WaitUntilPublishedAsync(Database, TimeSpan.FromSeconds(30)), r => Assert.True(r.Published));
     }
 
     [Fact]
@@ -64,7 +64,7 @@ public sealed class OutageTests(PostgresFixture postgres, RabbitMqFixture rabbit
         await using var consumer = await QueueProbe.StartAsync(Broker, "#", queue);
         var messages = await consumer.WaitForAsync(3, TimeSpan.FromSeconds(30));
         Assert.Contains(messages, m => m.Message is { EventType: "AgentState_Work", Sequence: 3 });
-        Assert.All(await EventRows.WaitUntilPublishedAsync(Database), r => Assert.NotNull(r.PublishedAt));
+        Assert.All(await EventRows.WaitUntilPublishedAsync(Database), r => Assert.True(r.Published));
     }
 
     [Fact]

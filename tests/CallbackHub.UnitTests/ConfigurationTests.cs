@@ -1,5 +1,5 @@
 using CallbackHub.Hosting;
-using CallbackHub.Publishing;
+using CallbackHub.Outbox;
 using Microsoft.Extensions.Options;
 
 namespace CallbackHub.UnitTests;
@@ -55,7 +55,7 @@ public sealed class ConfigurationTests
     [Fact]
     public async Task Every_wrong_setting_is_named_at_once_one_sentence_per_key()
     {
-        string[] args = ["--Gateway:Timeout=abc", "--Sessions:SignOutOnShutdown=maybe", "--Outbox:BatchSize=many"];
+        string[] args = ["--Gateway:Timeout=abc", "--Sessions:SignOutOnShutdown=maybe", "--Outbox:MaxInFlight=many"];
         await using var app = CallbackHubApp.Build(args);
 
         var problems = await CallbackHubApp.SettingsProblemsAsync(app, args);
@@ -65,7 +65,7 @@ public sealed class ConfigurationTests
             [
                 "ConnectionStrings__Postgres is required (an Npgsql connection string, e.g. Host=db;Username=callbackhub;Password=…;Database=callbackhub).",
                 "ConnectionStrings__RabbitMq is required (amqp://user:pass@host:port/vhost).",
-                "Outbox__BatchSize must be a whole number; 'many' is not.",
+                "Outbox__MaxInFlight must be a whole number; 'many' is not.",
                 "Gateway__Timeout must be a duration such as 00:00:30; 'abc' is not.",
                 "Management__ApiKey is required: every /api request must carry it in the X-Api-Key header.",
                 "Sessions__SignOutOnShutdown must be true or false; 'maybe' is not.",

@@ -1,4 +1,5 @@
 using CallbackHub.Gateway;
+using CallbackHub.Outbox;
 using CallbackHub.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;

@@ -2,8 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using CallbackHub.Hosting;
-using CallbackHub.Publishing;
-using CallbackHub.Storage;
+using CallbackHub.Outbox;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Npgsql;
@@ -18,8 +17,6 @@ internal sealed partial class PushReceiver(
     IServiceScopeFactory scopes,
     Agents.SessionTokens tokens,
     EventStore store,
-    OutboxLeadership leadership,
-    OutboxSignal signal,
     TimeProvider time,
     CallbackHubMetrics metrics,
     IOptions<CallbackOptions> options,
@@ -87,8 +84,7 @@ internal sealed partial class PushReceiver(
             }
 
             metrics.EventsReceived(batch.Events.Count);
-            var isLeader = leadership.IsLeader;
-            var outcome = await store.AppendAsync(batch, time.GetUtcNow(), options.Value.DuplicateWindow, !isLeader, timeout.Token);
+            var outcome = await store.AppendAsync(batch, time.GetUtcNow(), options.Value.DuplicateWindow, timeout.Token);
             if (outcome == AppendOutcome.Duplicate)
             {
                 metrics.DuplicatesDropped(batch.Events.Count);
@@ -97,10 +93,6 @@ internal sealed partial class PushReceiver(
             }
 
             metrics.EventsStored(batch.Events.Count);
-            if (isLeader)
-            {
-                signal.Notify();
-            }
 
             if (batch.Events.LastOrDefault(e => e.EventType == ShutdownServiceEvent) is { } shutdown)
             {
@@ -109,7 +101,7 @@ internal sealed partial class PushReceiver(
 
             return null;
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException
             || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
             // Not stored: say so with a non-"0" retcode and the gateway re-sends the batch (every 10 s, 120 s long).

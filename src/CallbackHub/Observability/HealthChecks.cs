@@ -1,4 +1,4 @@
-using CallbackHub.Publishing;
+using CallbackHub.Outbox;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -25,34 +25,12 @@ internal sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealth
     }
 }
 
-/// <summary>The outbox is moving: its oldest unpublished event is younger than <c>Outbox__StalledAfter</c>.</summary>
-internal sealed class OutboxHealthCheck(OutboxMonitor monitor, TimeProvider time, IOptions<ObservabilityOptions> options) : IHealthCheck
-{
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        var o = options.Value;
-        var snapshot = monitor.Latest;
-        // A status not refreshed for three rounds is unknown, not "fine".
-        if (snapshot is null || time.GetUtcNow() - snapshot.ReadAt > 3 * o.StatusRefresh)
-        {
-            return Task.FromResult(new HealthCheckResult(context.Registration.FailureStatus,
-                snapshot is null ? "The outbox has not been read yet." : $"The outbox could not be read since {snapshot.ReadAt:O}."));
-        }
-
-        var age = monitor.OldestAge(snapshot);
-        var description = $"{snapshot.Backlog} events unpublished, the oldest waiting {age.TotalSeconds:0} s.";
-        return Task.FromResult(age > o.StalledAfter
-            ? new HealthCheckResult(context.Registration.FailureStatus, $"The outbox is stalled: {description} (Outbox__StalledAfter is {o.StalledAfter}).")
-            : HealthCheckResult.Healthy(description));
-    }
-}
-
 /// <summary>
 /// RabbitMQ accepts a connection with the service's credentials. MassTransit's own bus check only follows receive
 /// endpoints, and this service has none (it only publishes), so that check stays "Ready" while the broker is down.
 /// The answer is kept for <c>Outbox__StatusRefresh</c>, so frequent probes do not open a connection each.
 /// </summary>
-internal sealed class RabbitMqHealthCheck(IOptions<RabbitMqOptions> rabbitMq, IOptions<ObservabilityOptions> options, TimeProvider time)
+internal sealed class RabbitMqHealthCheck(IOptions<RabbitMqOptions> rabbitMq, IOptions<OutboxOptions> options, TimeProvider time)
     : IHealthCheck, IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using CallbackHub.Hosting;
+using CallbackHub.Outbox;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -20,12 +21,6 @@ internal static class ObservabilityRegistration
 
     public static IServiceCollection AddObservability(this IServiceCollection services)
     {
-        services.AddValidatedOptions<ObservabilityOptions>(ObservabilityOptions.Section, ObservabilityOptions.Validate);
-        services.AddSingleton<OutboxMonitor>();
-        services.AddHostedService(provider => provider.GetRequiredService<OutboxMonitor>());
-
-        // MassTransit registers its own bus check (tags "ready" and "masstransit"); it follows receive endpoints only,
-        // so the broker connection is checked separately.
         services.AddSingleton<RabbitMqHealthCheck>();
         services.AddHealthChecks()
             .AddCheck<PostgresHealthCheck>("postgres", tags: [ReadyTag, AcceptingTag], timeout: TimeSpan.FromSeconds(5))
@@ -55,8 +50,8 @@ internal static class ObservabilityRegistration
     }
 
     /// <summary>
-    /// A health endpoint. Not MapHealthChecks: that resolves the health check service while the app is being built,
-    /// and with it MassTransit's bus, so a wrong broker setting would throw from Build instead of failing the start.
+    /// A health endpoint. Not MapHealthChecks: that resolves the health check service (and what its checks need) while the
+    /// app is being built, so a wrong setting would throw from Build instead of failing the start with its sentence.
     /// </summary>
     private static void MapHealth(this WebApplication app, string pattern, Func<HealthCheckRegistration, bool> predicate) =>
         app.MapGet(pattern, async (HealthCheckService health, HttpContext context) =>

@@ -1,6 +1,9 @@
 namespace CallbackHub.Storage;
 
-/// <summary>One pushed event, stored before it is acknowledged, and the outbox row it is published from.</summary>
+/// <summary>
+/// One pushed event, stored before it is acknowledged and never changed afterwards: the table is append-only (publishing
+/// progress is <see cref="AgentStream.PublishedSequence"/>), so it can be partitioned by time and expired later.
+/// </summary>
 internal sealed class AgentEvent
 {
     public long Id { get; set; }
@@ -14,7 +17,4 @@ internal sealed class AgentEvent
 
     public DateTimeOffset? EventGenTime { get; set; }
     public DateTimeOffset ReceivedAt { get; set; }
-
-    /// <summary>Set once the broker confirmed the message; null rows are the outbox backlog.</summary>
-    public DateTimeOffset? PublishedAt { get; set; }
 }

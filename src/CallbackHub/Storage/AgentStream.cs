@@ -1,9 +1,9 @@
 namespace CallbackHub.Storage;
 
 /// <summary>
-/// Per-agent bookkeeping of the event stream: the last sequence handed out, and the fingerprint of the last
-/// accepted batch, by which a re-sent batch is recognised. Kept apart from the session row so that
-/// heartbeats and pushes never wait on each other's row lock.
+/// Per-agent bookkeeping of the event stream: the last sequence handed out, the fingerprint of the last accepted batch
+/// (by which a re-sent batch is recognised), and how far the outbox has published it. Kept apart from the session row so
+/// that heartbeats and pushes never wait on each other's row lock.
 /// </summary>
 internal sealed class AgentStream
 {
@@ -11,4 +11,10 @@ internal sealed class AgentStream
     public long LastSequence { get; set; }
     public byte[]? LastBatchHash { get; set; }
     public DateTimeOffset? LastBatchAt { get; set; }
+
+    /// <summary>Every event up to this sequence is confirmed by RabbitMQ; the ones after it are the agent's outbox backlog.</summary>
+    public long PublishedSequence { get; set; }
+
+    /// <summary>Why the event after <see cref="PublishedSequence"/> cannot be published, once it failed too often; null otherwise.</summary>
+    public string? PublishError { get; set; }
 }

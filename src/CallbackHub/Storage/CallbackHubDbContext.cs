@@ -7,6 +7,7 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
     public DbSet<AgentEvent> AgentEvents => Set<AgentEvent>();
     public DbSet<AgentStream> AgentStreams => Set<AgentStream>();
     public DbSet<AgentSession> AgentSessions => Set<AgentSession>();
+    public DbSet<Outbox.OutboxPartition> OutboxPartitions => Set<Outbox.OutboxPartition>();
 
     protected override void OnModelCreating(ModelBuilder model)
     {
@@ -22,11 +23,9 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.Content).HasColumnName("content").HasColumnType("jsonb");
             e.Property(x => x.EventGenTime).HasColumnName("event_gen_time");
             e.Property(x => x.ReceivedAt).HasColumnName("received_at");
-            e.Property(x => x.PublishedAt).HasColumnName("published_at");
             e.HasIndex(x => x.EventId).IsUnique();
+            // The outbox reads each agent's events after its published sequence through this index.
             e.HasIndex(x => new { x.AgentId, x.Sequence }).IsUnique();
-            // The outbox backlog: small however large the table grows, read in id order by the dispatcher.
-            e.HasIndex(x => x.Id).HasDatabaseName("ix_agent_events_unpublished").HasFilter("published_at IS NULL");
         });
 
         model.Entity<AgentStream>(e =>
@@ -37,6 +36,10 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.LastSequence).HasColumnName("last_sequence");
             e.Property(x => x.LastBatchHash).HasColumnName("last_batch_hash");
             e.Property(x => x.LastBatchAt).HasColumnName("last_batch_at");
+            e.Property(x => x.PublishedSequence).HasColumnName("published_sequence");
+            e.Property(x => x.PublishError).HasColumnName("publish_error");
+            // The agents with something to publish: small however many agents there are, and what every outbox round reads.
+            e.HasIndex(x => x.AgentId).HasDatabaseName("ix_agent_streams_unpublished").HasFilter("last_sequence > published_sequence");
         });
 
         model.Entity<AgentSession>(e =>
@@ -73,6 +76,24 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
         model.Entity<KeeperInstance>(e =>
         {
             e.ToTable("keeper_instances");
+            e.HasKey(x => x.InstanceId);
+            e.Property(x => x.InstanceId).HasColumnName("instance_id").HasMaxLength(200);
+            e.Property(x => x.ExpiresAt).HasColumnName("expires_at");
+        });
+
+        model.Entity<Outbox.OutboxPartition>(e =>
+        {
+            e.ToTable("outbox_partitions");
+            e.HasKey(x => x.PartitionId);
+            e.Property(x => x.PartitionId).HasColumnName("partition_id").ValueGeneratedNever();
+            e.Property(x => x.OwnerInstance).HasColumnName("owner_instance").HasMaxLength(200);
+            e.Property(x => x.Epoch).HasColumnName("epoch");
+            e.Property(x => x.LeaseExpiresAt).HasColumnName("lease_expires_at");
+        });
+
+        model.Entity<Outbox.OutboxInstance>(e =>
+        {
+            e.ToTable("outbox_instances");
             e.HasKey(x => x.InstanceId);
             e.Property(x => x.InstanceId).HasColumnName("instance_id").HasMaxLength(200);
             e.Property(x => x.ExpiresAt).HasColumnName("expires_at");

@@ -17,7 +17,6 @@ internal static class StorageRegistration
                 .UseLoggerFactory(provider.GetRequiredService<ILoggerFactory>())
                 .Build());
         services.AddDbContext<CallbackHubDbContext>((provider, db) => db.UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>()));
-        services.AddSingleton<EventStore>();
         services.AddSingleton<DatabaseInitializer>();
         services.AddHostedService(provider => provider.GetRequiredService<DatabaseInitializer>());
         return services;

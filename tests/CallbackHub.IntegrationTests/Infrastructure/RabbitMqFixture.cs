@@ -86,6 +86,16 @@ public sealed class RabbitMqFixture : IAsyncLifetime, IDisposable
         return AmqpUri(escaped);
     }
 
+    /// <summary>Runs <c>rabbitmqctl</c> in the broker's container (e.g. a memory alarm, which makes the broker stop taking publishes).</summary>
+    public async Task RabbitMqCtlAsync(params string[] arguments)
+    {
+        var result = await Container.ExecAsync(["rabbitmqctl", .. arguments]);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"rabbitmqctl {string.Join(' ', arguments)} failed ({result.ExitCode}): {result.Stderr}{result.Stdout}");
+        }
+    }
+
     /// <summary>Stops the broker (tests use this to see how the service behaves without it).</summary>
     public Task StopAsync() => Container.StopAsync();
 

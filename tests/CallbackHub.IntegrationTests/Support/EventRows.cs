@@ -10,8 +10,10 @@ internal static class EventRows
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("""
-            SELECT event_id, agent_id, sequence, event_type, content::text, event_gen_time, received_at, published_at
-            FROM agent_events WHERE $1::int IS NULL OR agent_id = $1 ORDER BY agent_id, sequence
+            SELECT e.event_id, e.agent_id, e.sequence, e.event_type, e.content::text, e.event_gen_time, e.received_at,
+                   e.sequence <= s.published_sequence
+            FROM agent_events e JOIN agent_streams s ON s.agent_id = e.agent_id
+            WHERE $1::int IS NULL OR e.agent_id = $1 ORDER BY e.agent_id, e.sequence
             """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)agentId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
         await using var reader = await command.ExecuteReaderAsync();
@@ -22,20 +24,20 @@ internal static class EventRows
                 reader.GetGuid(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetString(3), reader.GetString(4),
                 reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5),
                 reader.GetFieldValue<DateTimeOffset>(6),
-                reader.IsDBNull(7) ? null : reader.GetFieldValue<DateTimeOffset>(7)));
+                reader.GetBoolean(7)));
         }
 
         return rows;
     }
 
-    /// <summary>Waits until every stored event is marked published (or the time is up).</summary>
+    /// <summary>Waits until every stored event is recorded as published (or the time is up).</summary>
     public static async Task<IReadOnlyList<EventRow>> WaitUntilPublishedAsync(string connectionString, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
         while (true)
         {
             var rows = await ReadAsync(connectionString);
-            if (rows.All(r => r.PublishedAt is not null) || DateTime.UtcNow > deadline)
+            if (rows.All(r => r.Published) || DateTime.UtcNow > deadline)
             {
                 return rows;
             }
@@ -56,7 +58,7 @@ internal static class EventRows
 
 internal sealed record EventRow(
     Guid EventId, int AgentId, long Sequence, string EventType, string Content,
-    DateTimeOffset? EventGenTime, DateTimeOffset ReceivedAt, DateTimeOffset? PublishedAt);
+    DateTimeOffset? EventGenTime, DateTimeOffset ReceivedAt, bool Published);
 
 internal static class EventRowsWaiting
 {

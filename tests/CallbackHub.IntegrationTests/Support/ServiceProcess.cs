@@ -21,6 +21,8 @@ internal sealed class ServiceProcess : IAsyncDisposable
         _process.BeginErrorReadLine();
     }
 
+    public int Id => _process.Id;
+
     /// <summary>Everything it wrote to standard output and standard error, in the order received.</summary>
     public string Output
     {

@@ -1,4 +1,4 @@
-namespace CallbackHub.Publishing;
+namespace CallbackHub.Outbox;
 
 internal sealed class RabbitMqOptions
 {

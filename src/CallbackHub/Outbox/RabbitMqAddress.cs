@@ -1,6 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 
-namespace CallbackHub.Publishing;
+namespace CallbackHub.Outbox;
 
 /// <summary>The parts of an <c>amqp://user:pass@host:port/vhost</c> URI, as MassTransit's host wants them.</summary>
 internal sealed record RabbitMqAddress(string Host, int Port, string VirtualHost, string Username, string Password, bool UseTls)

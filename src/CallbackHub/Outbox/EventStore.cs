@@ -1,0 +1,266 @@
+using System.Threading.Channels;
+using CallbackHub.Callbacks;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace CallbackHub.Outbox;
+
+internal enum AppendOutcome
+{
+    Stored,
+    Duplicate,
+}
+
+/// <summary>
+/// The write side of the outbox: appends pushes to <c>agent_events</c>. Pushes that arrive together are committed
+/// together (a group commit: one transaction, one round trip, one WAL flush for up to <see cref="OutboxOptions.MaxPushesPerCommit"/>
+/// pushes) by <see cref="OutboxOptions.CommitWriters"/> writers. Each push is one statement that takes its agent's stream
+/// row lock (so an agent's pushes are numbered in arrival order, gap-free), drops the batch if it is the re-send of the
+/// agent's last accepted batch, and inserts the events. Nothing here updates an event row. A group that fails for a reason
+/// other than the connection is committed again push by push, so one push's bad row never fails the others.
+/// </summary>
+internal sealed partial class EventStore : IAsyncDisposable
+{
+    private const string AppendSql = """
+        WITH stream AS (
+            UPDATE agent_streams
+            SET last_sequence = last_sequence + cardinality($3::text[]), last_batch_hash = $2, last_batch_at = $7
+            WHERE agent_id = $1 AND NOT (last_batch_hash IS NOT DISTINCT FROM $2 AND last_batch_at > $8)
+            RETURNING last_sequence - cardinality($3::text[]) AS base
+        )
+        INSERT INTO agent_events (event_id, agent_id, sequence, event_type, content, event_gen_time, received_at)
+        SELECT e.event_id, $1, stream.base + e.ord, e.event_type, e.content::jsonb, e.gen, $7
+        FROM stream, unnest($3::text[], $4::text[], $5::timestamptz[], $6::uuid[])
+            WITH ORDINALITY AS e(event_type, content, gen, event_id, ord)
+        """;
+
+    private const string EnsureStreamSql = "INSERT INTO agent_streams (agent_id, last_sequence) VALUES ($1, 0) ON CONFLICT DO NOTHING";
+
+    private const string StartSessionSql = """
+        INSERT INTO agent_streams (agent_id, last_sequence) VALUES ($1, 0)
+        ON CONFLICT (agent_id) DO UPDATE SET last_batch_hash = NULL, last_batch_at = NULL
+        """;
+
+    // Callers stop waiting at their own deadline (Callbacks__StoreTimeout); this bounds a commit stuck on a dead connection.
+    private static readonly TimeSpan CommitTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly OutboxWakeups _wakeups;
+    private readonly IOptions<OutboxOptions> _options;
+    private readonly ILogger<EventStore> _logger;
+    private readonly Channel<PendingAppend> _queue = Channel.CreateUnbounded<PendingAppend>(new UnboundedChannelOptions { SingleReader = false });
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task[] _writers;
+
+    public EventStore(NpgsqlDataSource dataSource, OutboxWakeups wakeups, IOptions<OutboxOptions> options, ILogger<EventStore> logger)
+    {
+        _dataSource = dataSource;
+        _wakeups = wakeups;
+        _options = options;
+        _logger = logger;
+        _writers = [.. Enumerable.Range(0, options.Value.CommitWriters).Select(_ => Task.Run(WriteAsync))];
+    }
+
+    /// <summary>Stores the push; completes once it is committed (or recognised as a re-send of the last one).</summary>
+    public async Task<AppendOutcome> AppendAsync(
+        PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, CancellationToken cancellationToken)
+    {
+        var pending = new PendingAppend(batch, receivedAt, duplicateWindow, cancellationToken);
+        if (!_queue.Writer.TryWrite(pending))
+        {
+            throw new InvalidOperationException("The event store is shutting down.");
+        }
+
+        // Once taken into a commit the push's fate is the commit's: waiting ends at the caller's deadline, but a
+        // commit that then succeeds is kept, and the gateway's re-send of it is recognised as a duplicate.
+        return await pending.Outcome.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// A new gateway session begins: its first batch is never a re-send of the last session's (an idle agent signed
+    /// in again pushes the same AgentOther_InService, AgentState_Ready as last time — without eventGenTime on older
+    /// gateways, byte for byte).
+    /// </summary>
+    public async Task StartSessionAsync(int agentId, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand(StartSessionSql);
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = agentId });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task<bool> EnsureStreamAsync(int agentId, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand(EnsureStreamSql);
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = agentId });
+        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    private async Task WriteAsync()
+    {
+        var group = new List<PendingAppend>();
+        var reader = _queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(_stopping.Token))
+            {
+                group.Clear();
+                while (group.Count < _options.Value.MaxPushesPerCommit && reader.TryRead(out var pending))
+                {
+                    if (pending.CallerGaveUp)
+                    {
+                        pending.Outcome.TrySetCanceled(pending.CallerToken);
+                        continue;
+                    }
+
+                    group.Add(pending);
+                }
+
+                if (group.Count > 0)
+                {
+                    await CommitAsync(group);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task CommitAsync(List<PendingAppend> group)
+    {
+        try
+        {
+            await CommitGroupAsync(group);
+        }
+        catch (Exception e) when (group.Count > 1 && e is PostgresException { IsTransient: false })
+        {
+            // Something in one push broke the whole transaction: commit each alone, so only that push is refused.
+            LogGroupSplit(group.Count, e.Message);
+            foreach (var pending in group)
+            {
+                try
+                {
+                    await CommitGroupAsync([pending]);
+                }
+                catch (Exception single)
+                {
+                    pending.Outcome.TrySetException(single);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            foreach (var pending in group)
+            {
+                pending.Outcome.TrySetException(e);
+            }
+        }
+    }
+
+    private async Task CommitGroupAsync(IReadOnlyList<PendingAppend> group)
+    {
+        // Stream rows are locked in agent order (two pushes of one agent keep their arrival order): two groups never
+        // wait on each other in a cycle.
+        var ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
+        using var timeout = new CancellationTokenSource(CommitTimeout);
+        var inserted = new int[ordered.Count];
+        await using (var connection = await _dataSource.OpenConnectionAsync(timeout.Token))
+        {
+            // Without an explicit transaction the statements of one batch run in one implicit transaction: one commit.
+            await using var batch = new NpgsqlBatch(connection);
+            foreach (var pending in ordered)
+            {
+                batch.BatchCommands.Add(BuildAppendCommand(pending.Batch, pending.ReceivedAt, pending.DuplicateWindow));
+            }
+
+            // Prepared once per physical connection (Npgsql keeps it across pool returns): PostgreSQL then skips parsing
+            // and planning this CTE on every push.
+            await batch.PrepareAsync(timeout.Token);
+            await batch.ExecuteNonQueryAsync(timeout.Token);
+            for (var i = 0; i < ordered.Count; i++)
+            {
+                inserted[i] = batch.BatchCommands[i].RecordsAffected;
+            }
+        }
+
+        var committed = new List<int>(ordered.Count);
+        for (var i = 0; i < ordered.Count; i++)
+        {
+            var pending = ordered[i];
+            if (inserted[i] > 0)
+            {
+                committed.Add(pending.Batch.AgentId);
+                pending.Outcome.TrySetResult(AppendOutcome.Stored);
+            }
+            else if (await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token))
+            {
+                // First push ever for an agent whose stream row was not made at sign-in (e.g. a database restored from
+                // before it existed): now it exists, so try once more.
+                await CommitGroupAsync([pending]);
+            }
+            else
+            {
+                pending.Outcome.TrySetResult(AppendOutcome.Duplicate);
+            }
+        }
+
+        // After the commit, never inside it: a NOTIFY in the transaction would serialise commits cluster-wide.
+        _wakeups.Committed(committed);
+    }
+
+    /// <summary>The append statement with its parameters: the events as arrays, one element per event.</summary>
+    internal static NpgsqlBatchCommand BuildAppendCommand(PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow)
+    {
+        var count = batch.Events.Count;
+        var types = new string[count];
+        var contents = new string[count];
+        var generated = new DateTimeOffset?[count];
+        var ids = new Guid[count];
+        for (var i = 0; i < count; i++)
+        {
+            var e = batch.Events[i];
+            types[i] = e.EventType;
+            contents[i] = e.ContentJson;
+            generated[i] = e.GeneratedAt;
+            // Version 7: time-ordered, so the unique index on event_id stays compact under a steady insert rate.
+            ids[i] = Guid.CreateVersion7(receivedAt);
+        }
+
+        var append = new NpgsqlBatchCommand(AppendSql);
+        append.Parameters.Add(new NpgsqlParameter<int> { TypedValue = batch.AgentId });
+        append.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = batch.Fingerprint });
+        append.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        append.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = contents, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset?[]> { TypedValue = generated, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+        append.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
+        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt });
+        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt - duplicateWindow });
+        return append;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await Task.WhenAll(_writers).WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(static _ => { }, TaskScheduler.Default);
+        await _stopping.CancelAsync();
+        _stopping.Dispose();
+        while (_queue.Reader.TryRead(out var left))
+        {
+            left.Outcome.TrySetException(new InvalidOperationException("The event store shut down before the push was stored."));
+        }
+    }
+
+    private sealed class PendingAppend(PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, CancellationToken callerToken)
+    {
+        public PushBatch Batch { get; } = batch;
+        public DateTimeOffset ReceivedAt { get; } = receivedAt;
+        public TimeSpan DuplicateWindow { get; } = duplicateWindow;
+        public CancellationToken CallerToken { get; } = callerToken;
+        public bool CallerGaveUp => CallerToken.IsCancellationRequested;
+        public TaskCompletionSource<AppendOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A commit of {Count} pushes failed ({Reason}); committing them one by one")]
+    private partial void LogGroupSplit(int count, string reason);
+}

@@ -1,0 +1,472 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using CallbackHub.Contracts;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace CallbackHub.Outbox;
+
+internal enum PublishResult
+{
+    /// <summary>The broker confirmed it and routed it to at least one queue (or it was not published mandatory).</summary>
+    Confirmed,
+
+    /// <summary>The broker confirmed it but no queue was bound to take it (basic.return, then basic.ack).</summary>
+    Returned,
+
+    /// <summary>The broker refused it (basic.nack).</summary>
+    Nacked,
+
+    /// <summary>Its channel or connection closed, or the confirm did not come in time: it may or may not have arrived.</summary>
+    Failed,
+}
+
+/// <summary>One message handed to the broker; <see cref="Generation"/> tells the dispatcher whether its outcome still matters.</summary>
+internal sealed class PublishItem
+{
+    public required int AgentId { get; init; }
+    public required long Sequence { get; init; }
+    public required int Generation { get; init; }
+    public required string MessageId { get; init; }
+    public required string Exchange { get; init; }
+    public required string RoutingKey { get; init; }
+    public required byte[] Body { get; init; }
+    public required bool Mandatory { get; init; }
+
+    /// <summary>A copy of a returned message, sent to the unrouted queue.</summary>
+    public bool IsDivert { get; init; }
+
+    /// <summary>Sent on the quarantine channel (its agent keeps failing), so it cannot disturb the others.</summary>
+    public bool Quarantined { get; init; }
+
+    internal volatile bool Returned;
+    internal long SentAt;
+
+    /// <summary>The broker closed the channel while this was its oldest unconfirmed message: probably the message it refused.</summary>
+    internal bool Suspect;
+}
+
+/// <summary>
+/// The outbox's RabbitMQ connection, with RabbitMQ.Client directly: publisher confirms tracked asynchronously, many messages
+/// in flight per channel. An agent always goes to the same channel (agent id mod <see cref="OutboxOptions.Channels"/>) and a
+/// channel's messages reach the broker in the order they are sent, so each agent's order on the wire is its sequence order.
+/// One more channel takes the agents that keep failing (quarantine): a message that makes the broker close its channel
+/// then only closes that one. Outcomes are reported to <see cref="Completed"/>, from the client's threads.
+/// </summary>
+internal sealed partial class OutboxBroker(
+    IOptions<RabbitMqOptions> rabbitMq, IOptions<OutboxOptions> options, ILogger<OutboxBroker> logger) : IAsyncDisposable
+{
+    private IConnection? _connection;
+    private BrokerLane[] _lanes = [];
+    private int _timeoutStreak;
+
+    /// <summary>Called once per sent item with its outcome and, for a failure, why.</summary>
+    public Action<PublishItem, PublishResult, string?> Completed { get; set; } = (_, _, _) => { };
+
+    public bool IsOpen => _connection is { IsOpen: true };
+
+    /// <summary>Messages sent and not yet confirmed, refused or failed.</summary>
+    public int InFlight => _lanes.Sum(l => l.Pending);
+
+    public MessageEnvelope? Envelope { get; private set; }
+
+    /// <summary>Connects, declares the exchange (and the unrouted queue) and opens the channels.</summary>
+    public async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        await CloseAsync();
+        if (!RabbitMqAddress.TryParse(rabbitMq.Value.ConnectionString, out var address))
+        {
+            throw new InvalidOperationException("ConnectionStrings__RabbitMq must be an absolute amqp:// or amqps:// URI.");
+        }
+
+        var factory = new ConnectionFactory
+        {
+            HostName = address.Host,
+            Port = address.Port,
+            VirtualHost = address.VirtualHost,
+            UserName = address.Username,
+            Password = address.Password,
+            ClientProvidedName = "callbackhub-outbox",
+            // Recovery is ours: on any loss every unconfirmed message is republished from PostgreSQL.
+            AutomaticRecoveryEnabled = false,
+            TopologyRecoveryEnabled = false,
+            RequestedHeartbeat = TimeSpan.FromSeconds(10),
+            RequestedConnectionTimeout = TimeSpan.FromSeconds(5),
+            Ssl = { Enabled = address.UseTls, ServerName = address.Host },
+        };
+        var connection = await factory.CreateConnectionAsync(cancellationToken);
+        try
+        {
+            await using (var setup = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+            {
+                await setup.ExchangeDeclareAsync(AgentEventTopology.ExchangeName, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+                if (options.Value.KeepUnrouted)
+                {
+                    await setup.QueueDeclareAsync(options.Value.UnroutedQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+                }
+            }
+
+            var lanes = new BrokerLane[options.Value.Channels + 1];
+            for (var i = 0; i < lanes.Length; i++)
+            {
+                lanes[i] = new BrokerLane(this, connection, i == lanes.Length - 1 ? "quarantine" : i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                await lanes[i].OpenAsync(cancellationToken);
+            }
+
+            connection.ConnectionShutdownAsync += (_, e) =>
+            {
+                if (e.Initiator != ShutdownInitiator.Application)
+                {
+                    LogConnectionLost(e.ReplyText);
+                }
+
+                foreach (var lane in lanes)
+                {
+                    lane.FailAll($"the connection closed ({e.ReplyText})");
+                }
+
+                return Task.CompletedTask;
+            };
+            Envelope = new MessageEnvelope(address.Host, address.VirtualHost);
+            _lanes = lanes;
+            _connection = connection;
+            LogConnected(address.Host, address.Port, lanes.Length - 1);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public void Send(PublishItem item)
+    {
+        var lanes = _lanes;
+        var lane = item.Quarantined ? lanes[^1] : lanes[item.AgentId % (lanes.Length - 1)];
+        lane.Enqueue(item);
+    }
+
+    /// <summary>
+    /// A confirm overdue past the publish timeout: the connection is dropped (every unconfirmed message fails and is
+    /// republished after reconnecting). The timeout doubles with each such drop in a row (up to 8×), so a broker that is
+    /// slow rather than gone is given longer instead of collecting a copy per timeout.
+    /// </summary>
+    public async Task<bool> DropIfOverdueAsync()
+    {
+        var timeout = options.Value.PublishTimeout * Math.Pow(2, Math.Min(_timeoutStreak, 3));
+        var oldest = _lanes.Select(l => l.OldestSentAt).Where(t => t > 0).DefaultIfEmpty(0).Min();
+        if (oldest == 0 || Stopwatch.GetElapsedTime(oldest) <= timeout || _connection is not { } connection)
+        {
+            return false;
+        }
+
+        _timeoutStreak++;
+        LogConfirmTimeout(timeout.TotalSeconds);
+        foreach (var lane in _lanes)
+        {
+            lane.FailAll($"no confirm within {timeout.TotalSeconds:0.#} s");
+        }
+
+        _connection = null;
+        await connection.AbortAsync(TimeSpan.FromSeconds(1));
+        await connection.DisposeAsync();
+        return true;
+    }
+
+    internal void OnConfirmed(PublishItem item, PublishResult result)
+    {
+        if (Stopwatch.GetElapsedTime(item.SentAt) < options.Value.PublishTimeout)
+        {
+            _timeoutStreak = 0;
+        }
+
+        Completed(item, result, null);
+    }
+
+    public async Task CloseAsync()
+    {
+        if (_connection is { } connection)
+        {
+            _connection = null;
+            try
+            {
+                await connection.CloseAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Closing a broken connection fails; it is gone either way.
+            }
+
+            await connection.DisposeAsync();
+        }
+
+        foreach (var lane in _lanes)
+        {
+            lane.FailAll("the publisher closed");
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await CloseAsync();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox connected to RabbitMQ at {Host}:{Port} with {Channels} channels")]
+    private partial void LogConnected(string host, int port, int channels);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox lost its RabbitMQ connection ({Reason}); unconfirmed events are republished after reconnecting")]
+    private partial void LogConnectionLost(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A broker confirm is overdue ({Timeout} s); dropping the connection, unconfirmed events are republished")]
+    private partial void LogConfirmTimeout(double timeout);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox channel {Lane} closed ({Reason}); {Count} unconfirmed messages are republished")]
+    internal partial void LogChannelClosed(string lane, string reason, int count);
+
+    /// <summary>One channel: a single writer sends in order; confirms, returns and closes settle what is pending.</summary>
+    private sealed class BrokerLane(OutboxBroker broker, IConnection connection, string name)
+    {
+        private readonly Channel<PublishItem> _queue = Channel.CreateUnbounded<PublishItem>(new UnboundedChannelOptions { SingleReader = true });
+        private ChannelState? _state;
+
+        public int Pending => (_state?.Count ?? 0) + _queue.Reader.Count;
+
+        public long OldestSentAt => _state?.OldestSentAt ?? 0;
+
+        public async Task OpenAsync(CancellationToken cancellationToken)
+        {
+            _state = await ChannelState.OpenAsync(broker, connection, name, cancellationToken);
+            _ = Task.Run(WriteAsync, CancellationToken.None);
+        }
+
+        public void Enqueue(PublishItem item)
+        {
+            if (!_queue.Writer.TryWrite(item))
+            {
+                broker.Completed(item, PublishResult.Failed, "the publisher closed");
+            }
+        }
+
+        public void FailAll(string reason)
+        {
+            _queue.Writer.TryComplete();
+            _state?.FailAll(reason);
+            while (_queue.Reader.TryRead(out var item))
+            {
+                broker.Completed(item, PublishResult.Failed, reason);
+            }
+        }
+
+        private async Task WriteAsync()
+        {
+            var reader = _queue.Reader;
+            while (await reader.WaitToReadAsync())
+            {
+                while (reader.TryRead(out var item))
+                {
+                    try
+                    {
+                        if (_state is not { IsOpen: true })
+                        {
+                            if (!connection.IsOpen)
+                            {
+                                throw new InvalidOperationException("the connection is closed");
+                            }
+
+                            // The broker closed the channel (a message it would not take): a new one, for the next messages.
+                            _state = await ChannelState.OpenAsync(broker, connection, name, CancellationToken.None);
+                        }
+
+                        await _state.PublishAsync(item);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        broker.Completed(item, PublishResult.Failed, e.Message);
+                        _state?.FailAll(e.Message);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>One channel's incarnation and what was sent on it, by publish sequence number.</summary>
+    private sealed class ChannelState
+    {
+        private readonly OutboxBroker _broker;
+        private readonly IChannel _channel;
+        private readonly string _name;
+        private readonly SortedDictionary<ulong, PublishItem> _pending = [];
+        private readonly Dictionary<string, PublishItem> _mandatory = [];
+        private readonly Lock _gate = new();
+        private bool _failed;
+
+        private ChannelState(OutboxBroker broker, IChannel channel, string name)
+        {
+            _broker = broker;
+            _channel = channel;
+            _name = name;
+            channel.BasicAcksAsync += (_, e) => Settle(e.DeliveryTag, e.Multiple, ack: true);
+            channel.BasicNacksAsync += (_, e) => Settle(e.DeliveryTag, e.Multiple, ack: false);
+            channel.BasicReturnAsync += (_, e) => OnReturn(e);
+            channel.ChannelShutdownAsync += (_, e) =>
+            {
+                // Closed by the broker with a channel error (403–406, not a connection's 320 or 5xx): caused by what it was sent.
+                FailAll($"{e.ReplyCode} {e.ReplyText}", suspectOldest: e.Initiator == ShutdownInitiator.Peer && e.ReplyCode is >= 403 and <= 406);
+                return Task.CompletedTask;
+            };
+        }
+
+        public bool IsOpen => _channel.IsOpen && !_failed;
+
+        public int Count
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _pending.Count;
+                }
+            }
+        }
+
+        public long OldestSentAt
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _pending.Count == 0 ? 0 : _pending.First().Value.SentAt;
+                }
+            }
+        }
+
+        public static async Task<ChannelState> OpenAsync(OutboxBroker broker, IConnection connection, string name, CancellationToken cancellationToken)
+        {
+            // Confirms on, tracked here (not by the client, whose tracking completes a publish only at its confirm).
+            var channel = await connection.CreateChannelAsync(
+                new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: false), cancellationToken);
+            return new ChannelState(broker, channel, name);
+        }
+
+        public async Task PublishAsync(PublishItem item)
+        {
+            var sequence = await _channel.GetNextPublishSequenceNumberAsync();
+            item.SentAt = Stopwatch.GetTimestamp();
+            lock (_gate)
+            {
+                if (_failed)
+                {
+                    throw new InvalidOperationException("the channel closed");
+                }
+
+                _pending[sequence] = item;
+                if (item.Mandatory)
+                {
+                    _mandatory[item.MessageId] = item;
+                }
+            }
+
+            var properties = new BasicProperties
+            {
+                MessageId = item.MessageId,
+                ContentType = MessageEnvelope.ContentType,
+                DeliveryMode = DeliveryModes.Persistent,
+            };
+            await _channel.BasicPublishAsync(item.Exchange, item.RoutingKey, item.Mandatory, properties, item.Body);
+        }
+
+        public void FailAll(string reason, bool suspectOldest = false)
+        {
+            List<PublishItem> failed;
+            lock (_gate)
+            {
+                if (_failed)
+                {
+                    return;
+                }
+
+                _failed = true;
+                failed = [.. _pending.Values];
+                if (suspectOldest && failed.Count > 0)
+                {
+                    failed[0].Suspect = true;
+                }
+
+                _pending.Clear();
+                _mandatory.Clear();
+            }
+
+            if (failed.Count > 0)
+            {
+                _broker.LogChannelClosed(_name, reason, failed.Count);
+            }
+
+            foreach (var item in failed)
+            {
+                _broker.Completed(item, PublishResult.Failed, reason);
+            }
+
+            _ = _channel.AbortAsync().ContinueWith(static _ => { }, TaskScheduler.Default);
+        }
+
+        private Task Settle(ulong tag, bool multiple, bool ack)
+        {
+            List<PublishItem> settled = [];
+            lock (_gate)
+            {
+                if (multiple)
+                {
+                    foreach (var (sequence, item) in _pending)
+                    {
+                        if (sequence > tag)
+                        {
+                            break;
+                        }
+
+                        settled.Add(item);
+                    }
+
+                    foreach (var item in settled)
+                    {
+                        _pending.Remove(_pending.First().Key);
+                    }
+                }
+                else if (_pending.Remove(tag, out var item))
+                {
+                    settled.Add(item);
+                }
+
+                foreach (var item in settled.Where(i => i.Mandatory))
+                {
+                    _mandatory.Remove(item.MessageId);
+                }
+            }
+
+            foreach (var item in settled)
+            {
+                if (ack)
+                {
+                    _broker.OnConfirmed(item, item.Returned ? PublishResult.Returned : PublishResult.Confirmed);
+                }
+                else
+                {
+                    _broker.Completed(item, PublishResult.Nacked, "the broker refused it (basic.nack)");
+                }
+            }
+
+            return Task.CompletedTask;
+        }
+
+        private Task OnReturn(BasicReturnEventArgs e)
+        {
+            // A return comes before the ack of the same message.
+            lock (_gate)
+            {
+                if (e.BasicProperties.MessageId is { } id && _mandatory.TryGetValue(id, out var item))
+                {
+                    item.Returned = true;
+                }
+            }
+
+            return Task.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,570 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using CallbackHub.Agents;
+using CallbackHub.Contracts;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace CallbackHub.Outbox;
+
+/// <summary>
+/// Publishes the committed events of the partitions this instance holds, and records how far each agent is published.
+/// Each round is one database round trip: read what is new for the held partitions (after what is already in flight),
+/// and record the confirmed progress — fenced by each partition's epoch in the same statement. Events go to the broker
+/// pipelined (up to <see cref="OutboxOptions.MaxInFlight"/> unconfirmed), each agent's in sequence on its channel;
+/// rounds are woken by commits, confirms and lease changes, with the poll as a backstop. A nack, a closed channel or an
+/// overdue confirm republishes the agent from its first unconfirmed event. An agent whose own messages keep failing backs
+/// off alone, moves to the quarantine channel and is reported stuck; the others go on.
+/// </summary>
+internal sealed partial class OutboxDispatcher(
+    NpgsqlDataSource dataSource,
+    OutboxPartitions partitions,
+    OutboxWakeups wakeups,
+    OutboxBroker broker,
+    OutboxMetrics metrics,
+    IOptions<OutboxOptions> options,
+    IOptions<SessionKeepingOptions> sessions,
+    ILogger<OutboxDispatcher> logger) : BackgroundService
+{
+    // The agents of the held partitions with something unpublished after what is in flight ($1/$2: the lanes in memory
+    // and their highest sent sequence, or bigint max for an agent pausing after failures).
+    private const string FetchSql = """
+        SELECT s.agent_id, s.published_sequence, e.sequence, e.event_id, e.event_type, e.content::text, e.event_gen_time, e.received_at
+        FROM agent_streams s
+        LEFT JOIN unnest($1::int[], $2::bigint[]) AS c(agent_id, sent) ON c.agent_id = s.agent_id
+        CROSS JOIN LATERAL (
+            SELECT e.sequence, e.event_id, e.event_type, e.content, e.event_gen_time, e.received_at
+            FROM agent_events e
+            WHERE e.agent_id = s.agent_id AND e.sequence > greatest(s.published_sequence, coalesce(c.sent, 0))
+            ORDER BY e.sequence
+            LIMIT $3) e
+        WHERE s.last_sequence > s.published_sequence AND s.last_sequence > coalesce(c.sent, 0)
+          AND s.agent_id % $4 = ANY($5::int[])
+        LIMIT $6
+        """;
+
+    // Stream rows are locked in agent order, as the group commits lock them: the two never wait on each other in a cycle.
+    private const string LockSql = "SELECT 1 FROM agent_streams WHERE agent_id = ANY($1) ORDER BY agent_id FOR UPDATE";
+
+    // The fence: progress is recorded only for partitions this instance still holds under the epoch it published by.
+    // FOR SHARE makes a takeover wait for this statement, or this statement see the takeover.
+    private const string RecordSql = """
+        WITH fence AS (
+            SELECT partition_id, epoch FROM outbox_partitions
+            WHERE owner_instance = $5 AND partition_id = ANY($3)
+            FOR SHARE)
+        UPDATE agent_streams s SET published_sequence = v.seq, publish_error = NULL
+        FROM unnest($1::int[], $2::bigint[], $3::int[], $4::bigint[]) AS v(agent_id, seq, partition_id, epoch)
+        JOIN fence f ON f.partition_id = v.partition_id AND f.epoch = v.epoch
+        WHERE s.agent_id = v.agent_id AND s.published_sequence < v.seq
+        RETURNING s.agent_id, s.published_sequence
+        """;
+
+    private const string StuckSql = "UPDATE agent_streams SET publish_error = $2 WHERE agent_id = $1";
+
+    private readonly Dictionary<int, AgentLane> _lanes = [];
+    private readonly ConcurrentQueue<(PublishItem Item, PublishResult Result, string? Reason)> _outcomes = new();
+    private int _inFlight;
+    private volatile HashSet<int> _unsettled = [];
+    private long _nextConnectAt;
+    private int _connectFailures;
+
+    private OutboxOptions Options => options.Value;
+    private string InstanceId => sessions.Value.InstanceId;
+
+    /// <summary>Messages sent and not yet settled.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        broker.Completed = (item, result, reason) =>
+        {
+            _outcomes.Enqueue((item, result, reason));
+            wakeups.Wake();
+        };
+        metrics.ObserveInFlight(() => InFlight);
+
+        using var background = new CancellationTokenSource();
+        var leasing = LeaseAsync(background.Token);
+        var listening = wakeups.ListenAsync(background.Token);
+        var notifying = wakeups.NotifyAsync(background.Token).ContinueWith(static _ => { }, TaskScheduler.Default);
+        try
+        {
+            await PublishUntilStoppedAsync(stoppingToken);
+            await FlushAsync();
+        }
+        finally
+        {
+            await background.CancelAsync();
+            await Task.WhenAll(leasing, listening, notifying).ContinueWith(static _ => { }, TaskScheduler.Default);
+            await HandBackAsync();
+        }
+    }
+
+    private async Task PublishUntilStoppedAsync(CancellationToken stoppingToken)
+    {
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await wakeups.WaitAsync(NextWait(), stoppingToken);
+                if (await RoundAsync(stoppingToken))
+                {
+                    wakeups.Wake();
+                }
+
+                failures = 0;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+            {
+                LogRoundFailed(e.Message);
+                await Task.Delay(Backoff(++failures), stoppingToken).ContinueWith(static _ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Shutting down (this instance takes no more pushes): publish what the held partitions still have and record it,
+    /// so nothing waits for a lease to run out.
+    /// </summary>
+    private async Task FlushAsync()
+    {
+        using var timeout = new CancellationTokenSource(Options.ShutdownFlushTimeout);
+        try
+        {
+            while (!timeout.IsCancellationRequested && broker.IsOpen)
+            {
+                var more = await RoundAsync(timeout.Token);
+                if (!more && _lanes.Values.All(l => l.Settled) && _outcomes.IsEmpty)
+                {
+                    return;
+                }
+
+                await wakeups.WaitAsync(TimeSpan.FromMilliseconds(50), timeout.Token);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or NpgsqlException or TimeoutException or InvalidOperationException)
+        {
+            LogFlushIncomplete(e.Message);
+        }
+    }
+
+    private async Task HandBackAsync()
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await partitions.ReleaseAllAsync(InstanceId, timeout.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException or NpgsqlException or TimeoutException)
+        {
+            // The leases run out on their own.
+            LogFlushIncomplete(e.Message);
+        }
+
+        await broker.CloseAsync();
+    }
+
+    private async Task LeaseAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(Options.LeaseRenewInterval);
+        do
+        {
+            try
+            {
+                var unsettled = _unsettled;
+                var changes = await partitions.RenewAndBalanceAsync(
+                    InstanceId, Options.Partitions, Options.LeaseDuration, id => !unsettled.Contains(id), cancellationToken);
+                metrics.LeaseChanges(changes);
+                if (changes.Any)
+                {
+                    wakeups.Wake();
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException
+                                      || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                // Publishing stops on its own when the local lease runs out.
+                LogLeaseFailed(e.Message);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(cancellationToken).AsTask().ContinueWith(t => t is { IsCompletedSuccessfully: true, Result: true }, TaskScheduler.Default));
+    }
+
+    /// <summary>One round; true when there is more to do at once.</summary>
+    private async Task<bool> RoundAsync(CancellationToken cancellationToken)
+    {
+        var published = Settle();
+        if (published > 0)
+        {
+            metrics.EventsPublished(published);
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        if (!broker.IsOpen)
+        {
+            await ConnectAsync(now, cancellationToken);
+        }
+        else if (await broker.DropIfOverdueAsync())
+        {
+            return true;
+        }
+
+        DropLanesNotHeld(now);
+        var held = partitions.Held.Values.Where(h => h.IsPublishable(now)).Select(h => h.Id).ToArray();
+        var budget = Options.MaxInFlight - InFlight;
+        var fetch = broker.IsOpen && budget > 0 && held.Length > 0 && partitions.Count > 0;
+        var record = _lanes.Values.Where(l => l.Confirmed > l.Recorded).OrderBy(l => l.AgentId).ToList();
+        if (!fetch && record.Count == 0)
+        {
+            await RecordStuckAsync(cancellationToken);
+            return false;
+        }
+
+        List<OutboxRow> rows = [];
+        await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
+        await using (var batch = new NpgsqlBatch(connection))
+        {
+            if (fetch)
+            {
+                batch.BatchCommands.Add(FetchCommand(held, budget, now));
+            }
+
+            if (record.Count > 0)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(LockSql) { Parameters = { IntArray([.. record.Select(l => l.AgentId)]) } });
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(RecordSql)
+                {
+                    Parameters =
+                    {
+                        IntArray([.. record.Select(l => l.AgentId)]),
+                        new NpgsqlParameter<long[]> { TypedValue = [.. record.Select(l => l.Confirmed)] },
+                        IntArray([.. record.Select(l => l.Partition)]),
+                        new NpgsqlParameter<long[]> { TypedValue = [.. record.Select(l => l.Epoch)] },
+                        new NpgsqlParameter<string> { TypedValue = InstanceId },
+                    },
+                });
+            }
+
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            if (fetch)
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    rows.Add(new OutboxRow(reader.GetInt64(1), new OutboxEvent(
+                        reader.GetGuid(3), reader.GetInt32(0), reader.GetInt64(2), reader.GetString(4), reader.GetString(5),
+                        reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7))));
+                }
+
+                await reader.NextResultAsync(cancellationToken);
+            }
+
+            if (record.Count > 0)
+            {
+                await reader.NextResultAsync(cancellationToken);
+                var recorded = new Dictionary<int, long>();
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    recorded[reader.GetInt32(0)] = reader.GetInt64(1);
+                }
+
+                ApplyRecorded(record, recorded);
+            }
+        }
+
+        var sent = Send(rows, now);
+        await RecordStuckAsync(cancellationToken);
+        ForgetIdle();
+        // Full budget or an agent's cap reached: more is waiting.
+        return fetch && (rows.Count >= budget || sent.CappedAgents > 0);
+    }
+
+    private NpgsqlBatchCommand FetchCommand(int[] held, int budget, long now)
+    {
+        var agents = new int[_lanes.Count];
+        var cursors = new long[_lanes.Count];
+        var i = 0;
+        foreach (var lane in _lanes.Values)
+        {
+            agents[i] = lane.AgentId;
+            // An agent pausing after failures is left out until its time comes.
+            cursors[i++] = lane.RetryAt > now ? long.MaxValue : lane.Sent;
+        }
+
+        return new NpgsqlBatchCommand(FetchSql)
+        {
+            Parameters =
+            {
+                IntArray(agents),
+                new NpgsqlParameter<long[]> { TypedValue = cursors },
+                new NpgsqlParameter<int> { TypedValue = Options.MaxEventsPerAgent },
+                new NpgsqlParameter<int> { TypedValue = partitions.Count },
+                IntArray(held),
+                new NpgsqlParameter<int> { TypedValue = budget },
+            },
+        };
+    }
+
+    private (int Sent, int CappedAgents) Send(List<OutboxRow> rows, long now)
+    {
+        var envelope = broker.Envelope;
+        if (rows.Count == 0 || envelope is null)
+        {
+            return (0, 0);
+        }
+
+        var sentTime = DateTimeOffset.UtcNow;
+        var sent = 0;
+        var perAgent = new Dictionary<int, int>();
+        // Row order within an agent is the lateral's ORDER BY; sorting here only guards the contiguity check below.
+        foreach (var row in rows.OrderBy(r => r.Event.AgentId).ThenBy(r => r.Event.Sequence))
+        {
+            var e = row.Event;
+            var partition = partitions.PartitionOf(e.AgentId);
+            if (!partitions.Held.TryGetValue(partition, out var held) || !held.IsPublishable(now))
+            {
+                continue;
+            }
+
+            if (!_lanes.TryGetValue(e.AgentId, out var lane))
+            {
+                lane = new AgentLane(e.AgentId, partition, held.Epoch, row.Published);
+                _lanes[e.AgentId] = lane;
+            }
+
+            if (e.Sequence != lane.Sent + 1 || lane.RetryAt > now)
+            {
+                // Not the next one (a row cut short by the limit, or already in flight): the next round reads it again.
+                continue;
+            }
+
+            lane.MarkSent(e.Sequence);
+            Interlocked.Increment(ref _inFlight);
+            broker.Send(new PublishItem
+            {
+                AgentId = e.AgentId,
+                Sequence = e.Sequence,
+                Generation = lane.Generation,
+                MessageId = e.EventId.ToString(),
+                Exchange = AgentEventTopology.ExchangeName,
+                RoutingKey = AgentEventTopology.RoutingKey(e.EventType, e.AgentId),
+                Body = envelope.Write(e, sentTime),
+                Mandatory = Options.KeepUnrouted,
+                Quarantined = lane.Quarantined,
+            });
+            sent++;
+            perAgent[e.AgentId] = perAgent.GetValueOrDefault(e.AgentId) + 1;
+        }
+
+        return (sent, perAgent.Values.Count(n => n >= Options.MaxEventsPerAgent));
+    }
+
+    /// <summary>Applies the outcomes the broker reported since the last round; returns how many events were newly confirmed.</summary>
+    private int Settle()
+    {
+        var published = 0;
+        var now = Stopwatch.GetTimestamp();
+        while (_outcomes.TryDequeue(out var outcome))
+        {
+            var (item, result, reason) = outcome;
+            Interlocked.Decrement(ref _inFlight);
+            if (!_lanes.TryGetValue(item.AgentId, out var lane) || item.Generation != lane.Generation)
+            {
+                continue; // An outcome of a generation already started over.
+            }
+
+            lane.InFlight--;
+            switch (result)
+            {
+                case PublishResult.Confirmed:
+                    if (item.IsDivert)
+                    {
+                        metrics.Unrouted();
+                    }
+
+                    published += lane.MarkConfirmed(item.Sequence);
+                    break;
+                case PublishResult.Returned when Options.KeepUnrouted && !item.IsDivert:
+                    // No queue took it: keep it in the unrouted queue; the event counts as published once that is confirmed.
+                    lane.InFlight++;
+                    Interlocked.Increment(ref _inFlight);
+                    broker.Send(new PublishItem
+                    {
+                        AgentId = item.AgentId,
+                        Sequence = item.Sequence,
+                        Generation = item.Generation,
+                        MessageId = item.MessageId,
+                        Exchange = "",
+                        RoutingKey = Options.UnroutedQueue,
+                        Body = item.Body,
+                        Mandatory = false,
+                        IsDivert = true,
+                        Quarantined = item.Quarantined,
+                    });
+                    break;
+                case PublishResult.Returned:
+                    published += lane.MarkConfirmed(item.Sequence);
+                    break;
+                default:
+                    var ownFault = result == PublishResult.Nacked || item.Suspect;
+                    lane.Fail(reason ?? result.ToString(), ownFault, now, Backoff(lane.Failures + 1));
+                    metrics.PublishFailed(result == PublishResult.Nacked ? "nack" : ownFault ? "channel-closed" : "connection");
+                    if (ownFault && lane.Failures >= Options.StuckAfterFailures && !lane.Stuck)
+                    {
+                        lane.Stuck = true;
+                        LogAgentStuck(lane.AgentId, lane.Confirmed + 1, lane.Failures, lane.LastError ?? "");
+                    }
+
+                    break;
+            }
+        }
+
+        _unsettled = [.. _lanes.Values.Where(l => !l.Settled).Select(l => l.Partition)];
+        return published;
+    }
+
+    private void ApplyRecorded(List<AgentLane> record, Dictionary<int, long> recorded)
+    {
+        foreach (var lane in record)
+        {
+            if (recorded.TryGetValue(lane.AgentId, out var sequence))
+            {
+                lane.Recorded = sequence;
+                if (lane.StuckRecorded)
+                {
+                    lane.StuckRecorded = false; // publish_error was cleared by the same statement
+                }
+            }
+            else if (partitions.Held.TryGetValue(lane.Partition, out var held) && held.Epoch == lane.Epoch)
+            {
+                // Nothing to change (already recorded by an earlier round that looked lost): in step again.
+                lane.Recorded = lane.Confirmed;
+            }
+            else
+            {
+                metrics.ProgressFenced();
+                LogFenced(lane.AgentId, lane.Partition, lane.Epoch);
+                _lanes.Remove(lane.AgentId);
+            }
+        }
+    }
+
+    private async Task RecordStuckAsync(CancellationToken cancellationToken)
+    {
+        foreach (var lane in _lanes.Values.Where(l => l.Stuck && !l.StuckRecorded).ToList())
+        {
+            await using var command = dataSource.CreateCommand(StuckSql);
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = lane.AgentId });
+            command.Parameters.Add(new NpgsqlParameter<string>
+            {
+                TypedValue = $"event {lane.Confirmed + 1} failed {lane.Failures} times: {lane.LastError}",
+            });
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            lane.StuckRecorded = true;
+        }
+    }
+
+    /// <summary>Lanes whose partition this instance no longer holds (lost, handed back, or under another epoch) are dropped.</summary>
+    private void DropLanesNotHeld(long now)
+    {
+        var held = partitions.Held;
+        foreach (var lane in _lanes.Values.ToList())
+        {
+            if (!held.TryGetValue(lane.Partition, out var partition) || partition.Epoch != lane.Epoch)
+            {
+                _lanes.Remove(lane.AgentId);
+            }
+        }
+    }
+
+    private void ForgetIdle()
+    {
+        if (_lanes.Count < 1024)
+        {
+            return;
+        }
+
+        foreach (var lane in _lanes.Values.Where(l => l.Idle).ToList())
+        {
+            _lanes.Remove(lane.AgentId);
+        }
+    }
+
+    private async Task ConnectAsync(long now, CancellationToken cancellationToken)
+    {
+        if (now < _nextConnectAt)
+        {
+            return;
+        }
+
+        try
+        {
+            await broker.OpenAsync(cancellationToken);
+            _connectFailures = 0;
+            // Everything in flight on the old connection failed: each agent starts again from its first unconfirmed event.
+            Settle();
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            if (_connectFailures++ == 0)
+            {
+                LogConnectFailed(e.GetBaseException().Message);
+            }
+
+            _nextConnectAt = now + (long)(Backoff(_connectFailures).TotalSeconds * Stopwatch.Frequency);
+        }
+    }
+
+    private TimeSpan NextWait()
+    {
+        var now = Stopwatch.GetTimestamp();
+        var wait = Options.PollInterval;
+        foreach (var lane in _lanes.Values)
+        {
+            if (lane.RetryAt > now)
+            {
+                var until = Stopwatch.GetElapsedTime(now, lane.RetryAt);
+                wait = until < wait ? until : wait;
+            }
+        }
+
+        if (!broker.IsOpen && _nextConnectAt > now)
+        {
+            var until = Stopwatch.GetElapsedTime(now, _nextConnectAt);
+            wait = until < wait ? until : wait;
+        }
+
+        return wait < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : wait;
+    }
+
+    private TimeSpan Backoff(int failures) =>
+        TimeSpan.FromMilliseconds(Math.Min(Options.MaxRetryDelay.TotalMilliseconds, 250 * Math.Pow(2, Math.Min(failures - 1, 16))));
+
+    private static NpgsqlParameter<int[]> IntArray(int[] values) => new() { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer };
+
+    private sealed record OutboxRow(long Published, OutboxEvent Event);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox round failed ({Reason}); trying again")]
+    private partial void LogRoundFailed(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox lease round failed ({Reason}); publishing stops when the leases run out unless the next round succeeds")]
+    private partial void LogLeaseFailed(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot reach RabbitMQ ({Reason}); events wait in PostgreSQL and are published once it answers")]
+    private partial void LogConnectFailed(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Shutting down before the held partitions were published ({Reason}); the next owner publishes the rest")]
+    private partial void LogFlushIncomplete(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Progress of agent {AgentId} refused: partition {Partition} is no longer held under epoch {Epoch} (another instance took it over)")]
+    private partial void LogFenced(int agentId, int partition, long epoch);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Agent {AgentId}'s event {Sequence} cannot be published ({Failures} attempts, last: {Reason}); its later events wait, the other agents go on")]
+    private partial void LogAgentStuck(int agentId, long sequence, int failures, string reason);
+}

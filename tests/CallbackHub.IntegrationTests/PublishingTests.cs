@@ -104,6 +104,55 @@ public sealed class PublishingTests(PostgresFixture postgres, RabbitMqFixture ra
         Assert.All(await EventRows.WaitUntilPublishedAsync(Database, TimeSpan.FromSeconds(30)), r => Assert.True(r.Published));
     }
 
+    [Fact]
+    public async Task Progress_recorded_under_an_epoch_since_taken_over_is_refused()
+    {
+        await SignInAsync();
+        Assert.All(await EventRows.WaitUntilPublishedAsync(Database, TimeSpan.FromSeconds(30)), r => Assert.True(r.Published));
+        var partitions = await EventRows.ScalarAsync<long>(Database, "SELECT count(*) FROM outbox_partitions");
+        var partition = (int)(Agent % partitions);
+        var owner = await EventRows.ScalarAsync<string>(Database, $"SELECT owner_instance FROM outbox_partitions WHERE partition_id = {partition}");
+        var epoch = await EventRows.ScalarAsync<long>(Database, $"SELECT epoch FROM outbox_partitions WHERE partition_id = {partition}");
+
+        // Another instance takes the partition over, as it does when this one's lease ran out while it was frozen with
+        // the confirm of event 2 not yet recorded.
+        await EventRows.ScalarAsync<int>(Database,
+            $"UPDATE outbox_partitions SET owner_instance = 'another', epoch = epoch + 1, lease_expires_at = now() + interval '1 minute' WHERE partition_id = {partition}");
+        await EventRows.ScalarAsync<int>(Database, $"UPDATE agent_streams SET published_sequence = 1 WHERE agent_id = {Agent}");
+
+        // The frozen owner wakes and records what it had confirmed: refused by the epoch in the same statement.
+        Assert.Equal(0, await RecordAsync(owner!, partition, epoch, published: 2));
+        Assert.Equal(1, await EventRows.ScalarAsync<long>(Database, $"SELECT published_sequence FROM agent_streams WHERE agent_id = {Agent}"));
+        // The same write under the current epoch and owner goes through: the refusal is the fence's.
+        Assert.Equal(1, await RecordAsync("another", partition, epoch + 1, published: 2));
+        Assert.Equal(2, await EventRows.ScalarAsync<long>(Database, $"SELECT published_sequence FROM agent_streams WHERE agent_id = {Agent}"));
+    }
+
+    private async Task<int> RecordAsync(string owner, int partition, long epoch, long published)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(Database);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand(CallbackHub.Outbox.OutboxDispatcher.RecordSql, connection)
+        {
+            Parameters =
+            {
+                new Npgsql.NpgsqlParameter<int[]> { TypedValue = [Agent] },
+                new Npgsql.NpgsqlParameter<long[]> { TypedValue = [published] },
+                new Npgsql.NpgsqlParameter<int[]> { TypedValue = [partition] },
+                new Npgsql.NpgsqlParameter<long[]> { TypedValue = [epoch] },
+                new Npgsql.NpgsqlParameter<string> { TypedValue = owner },
+            },
+        };
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = 0;
+        while (await reader.ReadAsync())
+        {
+            rows++;
+        }
+
+        return rows;
+    }
+
     /// <summary>Each sequence at its first arrival, in arrival order (later copies left out, nothing sorted).</summary>
     internal static List<long> FirstArrivals(IEnumerable<long> sequences)
     {

@@ -47,6 +47,8 @@ public sealed class RoutingTests(PostgresFixture postgres, RabbitMqFixture rabbi
         await using var ringing = await QueueProbe.StartAsync(Broker, "*.AgentEvent_Ringing.*");
         await using var everything = await QueueProbe.StartAsync(Broker, "#");
         await SignInAsync();
+        // The gateway pushes the sign-in's AgentOther_InService and AgentState_Ready on its own; this test's push must come after.
+        await everything.WaitForAsync(2);
 
         await Gateway.PushOnceAsync(Agent, [
             Event("AgentEvent_Ringing", new { callid = "1" }),

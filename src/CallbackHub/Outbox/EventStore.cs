@@ -33,6 +33,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         SELECT e.event_id, $1, stream.base + e.ord, e.event_type, e.content::jsonb, e.gen, $7
         FROM stream, unnest($3::text[], $4::text[], $5::timestamptz[], $6::uuid[])
             WITH ORDINALITY AS e(event_type, content, gen, event_id, ord)
+        RETURNING sequence
         """;
 
     private const string EnsureStreamSql = "INSERT INTO agent_streams (agent_id, last_sequence) VALUES ($1, 0) ON CONFLICT DO NOTHING";
@@ -164,33 +165,41 @@ internal sealed partial class EventStore : IAsyncDisposable
         // wait on each other in a cycle.
         var ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
         using var timeout = new CancellationTokenSource(CommitTimeout);
-        var inserted = new int[ordered.Count];
+        // The first sequence each push got (0: none, a re-send); its events are numbered from there in order.
+        var firsts = new long[ordered.Count];
         await using (var connection = await _dataSource.OpenConnectionAsync(timeout.Token))
         {
             // Without an explicit transaction the statements of one batch run in one implicit transaction: one commit.
             await using var batch = new NpgsqlBatch(connection);
             foreach (var pending in ordered)
             {
-                batch.BatchCommands.Add(BuildAppendCommand(pending.Batch, pending.ReceivedAt, pending.DuplicateWindow));
+                batch.BatchCommands.Add(BuildAppendCommand(pending.Batch, pending.ReceivedAt, pending.DuplicateWindow, pending.EventIds));
             }
 
             // Prepared once per physical connection (Npgsql keeps it across pool returns): PostgreSQL then skips parsing
             // and planning this CTE on every push.
             await batch.PrepareAsync(timeout.Token);
-            await batch.ExecuteNonQueryAsync(timeout.Token);
+            await using var reader = await batch.ExecuteReaderAsync(timeout.Token);
             for (var i = 0; i < ordered.Count; i++)
             {
-                inserted[i] = batch.BatchCommands[i].RecordsAffected;
+                var first = long.MaxValue;
+                while (await reader.ReadAsync(timeout.Token))
+                {
+                    first = Math.Min(first, reader.GetInt64(0));
+                }
+
+                firsts[i] = first == long.MaxValue ? 0 : first;
+                await reader.NextResultAsync(timeout.Token);
             }
         }
 
-        var committed = new List<int>(ordered.Count);
+        var committed = new List<CommittedPush>(ordered.Count);
         for (var i = 0; i < ordered.Count; i++)
         {
             var pending = ordered[i];
-            if (inserted[i] > 0)
+            if (firsts[i] > 0)
             {
-                committed.Add(pending.Batch.AgentId);
+                committed.Add(new CommittedPush(pending.Batch, firsts[i], pending.ReceivedAt, pending.EventIds));
                 pending.Outcome.TrySetResult(AppendOutcome.Stored);
             }
             else if (await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token))
@@ -210,21 +219,18 @@ internal sealed partial class EventStore : IAsyncDisposable
     }
 
     /// <summary>The append statement with its parameters: the events as arrays, one element per event.</summary>
-    internal static NpgsqlBatchCommand BuildAppendCommand(PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow)
+    internal static NpgsqlBatchCommand BuildAppendCommand(PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, Guid[] ids)
     {
         var count = batch.Events.Count;
         var types = new string[count];
         var contents = new string[count];
         var generated = new DateTimeOffset?[count];
-        var ids = new Guid[count];
         for (var i = 0; i < count; i++)
         {
             var e = batch.Events[i];
             types[i] = e.EventType;
             contents[i] = e.ContentJson;
             generated[i] = e.GeneratedAt;
-            // Version 7: time-ordered, so the unique index on event_id stays compact under a steady insert rate.
-            ids[i] = Guid.CreateVersion7(receivedAt);
         }
 
         var append = new NpgsqlBatchCommand(AppendSql);
@@ -257,10 +263,22 @@ internal sealed partial class EventStore : IAsyncDisposable
         public DateTimeOffset ReceivedAt { get; } = receivedAt;
         public TimeSpan DuplicateWindow { get; } = duplicateWindow;
         public CancellationToken CallerToken { get; } = callerToken;
+
+        // Version 7: time-ordered, so the unique index on event_id stays compact under a steady insert rate.
+        public Guid[] EventIds { get; } = [.. batch.Events.Select(_ => Guid.CreateVersion7(receivedAt))];
         public bool CallerGaveUp => CallerToken.IsCancellationRequested;
         public TaskCompletionSource<AppendOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A commit of {Count} pushes failed ({Reason}); committing them one by one")]
     private partial void LogGroupSplit(int count, string reason);
+}
+
+/// <summary>A push as committed: its events were numbered from <see cref="FirstSequence"/> on, in order.</summary>
+internal sealed record CommittedPush(PushBatch Batch, long FirstSequence, DateTimeOffset ReceivedAt, Guid[] EventIds)
+{
+    public int AgentId => Batch.AgentId;
+
+    public IEnumerable<OutboxEvent> Events() => Batch.Events.Select((e, i) =>
+        new OutboxEvent(EventIds[i], Batch.AgentId, FirstSequence + i, e.EventType, e.ContentJson, e.GeneratedAt, ReceivedAt));
 }

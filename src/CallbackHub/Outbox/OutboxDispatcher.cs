@@ -49,7 +49,7 @@ internal sealed partial class OutboxDispatcher(
 
     // The fence: progress is recorded only for partitions this instance still holds under the epoch it published by.
     // FOR SHARE makes a takeover wait for this statement, or this statement see the takeover.
-    private const string RecordSql = """
+    internal const string RecordSql = """
         WITH fence AS (
             SELECT partition_id, epoch FROM outbox_partitions
             WHERE owner_instance = $5 AND partition_id = ANY($3)
@@ -68,6 +68,7 @@ internal sealed partial class OutboxDispatcher(
     private int _inFlight;
     private volatile HashSet<int> _unsettled = [];
     private long _nextConnectAt;
+    private bool _refetch = true;
     private int _connectFailures;
 
     private OutboxOptions Options => options.Value;
@@ -112,7 +113,7 @@ internal sealed partial class OutboxDispatcher(
                 await wakeups.WaitAsync(NextWait(), stoppingToken);
                 if (await RoundAsync(stoppingToken))
                 {
-                    wakeups.Wake();
+                    wakeups.RequestFetch();
                 }
 
                 failures = 0;
@@ -140,6 +141,7 @@ internal sealed partial class OutboxDispatcher(
         {
             while (!timeout.IsCancellationRequested && broker.IsOpen)
             {
+                wakeups.RequestFetch();
                 var more = await RoundAsync(timeout.Token);
                 if (!more && _lanes.Values.All(l => l.Settled) && _outcomes.IsEmpty)
                 {
@@ -184,7 +186,7 @@ internal sealed partial class OutboxDispatcher(
                 metrics.LeaseChanges(changes);
                 if (changes.Any)
                 {
-                    wakeups.Wake();
+                    wakeups.RequestFetch();
                 }
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException
@@ -218,8 +220,18 @@ internal sealed partial class OutboxDispatcher(
 
         DropLanesNotHeld(now);
         var held = partitions.Held.Values.Where(h => h.IsPublishable(now)).Select(h => h.Id).ToArray();
+        // What was committed here is sent as it is when it is next in line; anything else is read from the database.
+        var fetchWanted = wakeups.TakeFetchRequest() | _refetch;
+        _refetch = false;
+        if (!SendHandoffs(wakeups.TakeHandoffs(), now))
+        {
+            fetchWanted = true;
+        }
+
         var budget = Options.MaxInFlight - InFlight;
-        var fetch = broker.IsOpen && budget > 0 && held.Length > 0 && partitions.Count > 0;
+        var fetch = fetchWanted && broker.IsOpen && budget > 0 && held.Length > 0 && partitions.Count > 0;
+        // Wanted but not possible now (no broker, no budget): the next round reads.
+        _refetch = fetchWanted && !fetch;
         var record = _lanes.Values.Where(l => l.Confirmed > l.Recorded).OrderBy(l => l.AgentId).ToList();
         if (!fetch && record.Count == 0)
         {
@@ -313,56 +325,86 @@ internal sealed partial class OutboxDispatcher(
 
     private (int Sent, int CappedAgents) Send(List<OutboxRow> rows, long now)
     {
-        var envelope = broker.Envelope;
-        if (rows.Count == 0 || envelope is null)
-        {
-            return (0, 0);
-        }
-
-        var sentTime = DateTimeOffset.UtcNow;
         var sent = 0;
         var perAgent = new Dictionary<int, int>();
-        // Row order within an agent is the lateral's ORDER BY; sorting here only guards the contiguity check below.
+        // Row order within an agent is the lateral's ORDER BY; sorting here only guards the contiguity check.
         foreach (var row in rows.OrderBy(r => r.Event.AgentId).ThenBy(r => r.Event.Sequence))
         {
-            var e = row.Event;
-            var partition = partitions.PartitionOf(e.AgentId);
-            if (!partitions.Held.TryGetValue(partition, out var held) || !held.IsPublishable(now))
+            if (TrySend(row.Event, now, row.Published))
             {
-                continue;
+                sent++;
+                perAgent[row.Event.AgentId] = perAgent.GetValueOrDefault(row.Event.AgentId) + 1;
             }
-
-            if (!_lanes.TryGetValue(e.AgentId, out var lane))
-            {
-                lane = new AgentLane(e.AgentId, partition, held.Epoch, row.Published);
-                _lanes[e.AgentId] = lane;
-            }
-
-            if (e.Sequence != lane.Sent + 1 || lane.RetryAt > now)
-            {
-                // Not the next one (a row cut short by the limit, or already in flight): the next round reads it again.
-                continue;
-            }
-
-            lane.MarkSent(e.Sequence);
-            Interlocked.Increment(ref _inFlight);
-            broker.Send(new PublishItem
-            {
-                AgentId = e.AgentId,
-                Sequence = e.Sequence,
-                Generation = lane.Generation,
-                MessageId = e.EventId.ToString(),
-                Exchange = AgentEventTopology.ExchangeName,
-                RoutingKey = AgentEventTopology.RoutingKey(e.EventType, e.AgentId),
-                Body = envelope.Write(e, sentTime),
-                Mandatory = Options.KeepUnrouted,
-                Quarantined = lane.Quarantined,
-            });
-            sent++;
-            perAgent[e.AgentId] = perAgent.GetValueOrDefault(e.AgentId) + 1;
         }
 
         return (sent, perAgent.Values.Count(n => n >= Options.MaxEventsPerAgent));
+    }
+
+    /// <summary>Sends what was committed here, in commit order per agent; false if anything could not be sent (then it is read back).</summary>
+    private bool SendHandoffs(List<CommittedPush> pushes, long now)
+    {
+        var all = true;
+        foreach (var push in pushes)
+        {
+            foreach (var e in push.Events())
+            {
+                // Without a lane the agent's published sequence is unknown: the database tells.
+                all &= TrySend(e, now, published: null);
+            }
+        }
+
+        return all;
+    }
+
+    /// <summary>
+    /// Sends <paramref name="e"/> if it is its agent's next event and this instance may publish it now. Anything else is
+    /// left to a read from the database (already sent, or not the next one: a row cut short, a handoff out of order).
+    /// </summary>
+    private bool TrySend(OutboxEvent e, long now, long? published)
+    {
+        var envelope = broker.Envelope;
+        var partition = partitions.PartitionOf(e.AgentId);
+        if (envelope is null || !broker.IsOpen || !partitions.Held.TryGetValue(partition, out var held) || !held.IsPublishable(now))
+        {
+            return false;
+        }
+
+        if (!_lanes.TryGetValue(e.AgentId, out var lane))
+        {
+            if (published is not { } from)
+            {
+                return false;
+            }
+
+            lane = new AgentLane(e.AgentId, partition, held.Epoch, from);
+            _lanes[e.AgentId] = lane;
+        }
+
+        if (e.Sequence <= lane.Sent)
+        {
+            return true; // already on its way
+        }
+
+        if (e.Sequence != lane.Sent + 1 || lane.RetryAt > now || lane.Epoch != held.Epoch || InFlight >= Options.MaxInFlight)
+        {
+            return false;
+        }
+
+        lane.MarkSent(e.Sequence);
+        Interlocked.Increment(ref _inFlight);
+        broker.Send(new PublishItem
+        {
+            AgentId = e.AgentId,
+            Sequence = e.Sequence,
+            Generation = lane.Generation,
+            MessageId = e.EventId.ToString(),
+            Exchange = AgentEventTopology.ExchangeName,
+            RoutingKey = AgentEventTopology.RoutingKey(e.EventType, e.AgentId),
+            Body = envelope.Write(e, DateTimeOffset.UtcNow),
+            Mandatory = Options.KeepUnrouted,
+            Quarantined = lane.Quarantined,
+        });
+        return true;
     }
 
     /// <summary>Applies the outcomes the broker reported since the last round; returns how many events were newly confirmed.</summary>
@@ -414,6 +456,7 @@ internal sealed partial class OutboxDispatcher(
                 default:
                     var ownFault = result == PublishResult.Nacked || item.Suspect;
                     lane.Fail(reason ?? result.ToString(), ownFault, now, Backoff(lane.Failures + 1));
+                    _refetch = true;
                     metrics.PublishFailed(result == PublishResult.Nacked ? "nack" : ownFault ? "channel-closed" : "connection");
                     if (ownFault && lane.Failures >= Options.StuckAfterFailures && !lane.Stuck)
                     {
@@ -509,6 +552,7 @@ internal sealed partial class OutboxDispatcher(
             _connectFailures = 0;
             // Everything in flight on the old connection failed: each agent starts again from its first unconfirmed event.
             Settle();
+            _refetch = true;
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -25,17 +25,24 @@ internal sealed partial class OutboxWakeups(
         new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     private readonly Lock _gate = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<CommittedPush> _handoffs = new();
     private HashSet<int> _remotePartitions = [];
+    private volatile bool _fetchRequested = true;
 
-    /// <summary>Events of these agents were committed.</summary>
-    public void Committed(IReadOnlyCollection<int> agentIds)
+    /// <summary>
+    /// These pushes were committed. Those of agents this instance publishes are handed to its publisher as they are (it
+    /// sends them without reading them back, when they are next in line); for the others, their publisher is notified.
+    /// </summary>
+    public void Committed(IReadOnlyCollection<CommittedPush> pushes)
     {
         var local = false;
         var remote = false;
-        foreach (var agentId in agentIds)
+        foreach (var push in pushes)
         {
+            var agentId = push.AgentId;
             if (partitions.Publishes(agentId))
             {
+                _handoffs.Enqueue(push);
                 local = true;
                 continue;
             }
@@ -63,7 +70,38 @@ internal sealed partial class OutboxWakeups(
     /// <summary>Wakes this instance's publisher.</summary>
     public void Wake() => _local.Writer.TryWrite(true);
 
-    /// <summary>Waits until woken or until <paramref name="timeout"/> passes.</summary>
+    /// <summary>Wakes this instance's publisher to read the database: something may be there that it was not handed.</summary>
+    public void RequestFetch()
+    {
+        _fetchRequested = true;
+        Wake();
+    }
+
+    /// <summary>Whether a read was asked for since the last call.</summary>
+    public bool TakeFetchRequest()
+    {
+        if (!_fetchRequested)
+        {
+            return false;
+        }
+
+        _fetchRequested = false;
+        return true;
+    }
+
+    /// <summary>The pushes committed here since the last call, for agents this instance publishes.</summary>
+    public List<CommittedPush> TakeHandoffs()
+    {
+        var taken = new List<CommittedPush>();
+        while (_handoffs.TryDequeue(out var push))
+        {
+            taken.Add(push);
+        }
+
+        return taken;
+    }
+
+    /// <summary>Waits until woken or until <paramref name="timeout"/> passes (the poll: then a read is due).</summary>
     public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (_local.Reader.TryRead(out _))
@@ -80,6 +118,7 @@ internal sealed partial class OutboxWakeups(
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             // The poll interval passed without a signal.
+            _fetchRequested = true;
         }
     }
 
@@ -128,7 +167,7 @@ internal sealed partial class OutboxWakeups(
                 }
 
                 // Commits made before LISTEN took effect sent nothing we could see: look once now.
-                Wake();
+                RequestFetch();
                 while (!stoppingToken.IsCancellationRequested)
                 {
                     if (!await connection.WaitAsync(TimeSpan.FromSeconds(5), stoppingToken))
@@ -158,7 +197,7 @@ internal sealed partial class OutboxWakeups(
         {
             if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id) || id < 0 || held.ContainsKey(id))
             {
-                Wake();
+                RequestFetch();
                 return;
             }
         }

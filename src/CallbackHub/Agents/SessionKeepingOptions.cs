@@ -48,6 +48,13 @@ internal sealed class SessionKeepingOptions
     /// <summary>Names this instance in leases and the API; unique per running instance.</summary>
     public string InstanceId { get; set; } = $"{Environment.MachineName}-{Guid.NewGuid().ToString("N")[..6]}";
 
+    /// <summary>
+    /// Session reads and writes (heartbeats, sign-ins, the API) running at once, at most. The keeper's rounds would
+    /// otherwise take the whole connection pool every few seconds (a hundred heartbeats answered together), and pushes,
+    /// which need a connection to be committed, would wait behind them.
+    /// </summary>
+    public int MaxConcurrentDatabaseCalls { get; set; } = 8;
+
     /// <summary>Run the keeper at all (tests drive it by hand).</summary>
     public bool KeeperEnabled { get; set; } = true;
 
@@ -81,6 +88,11 @@ internal sealed class SessionKeepingOptions
         if (o.ReSignInDelay <= TimeSpan.Zero || o.MaxReSignInDelay < o.ReSignInDelay)
         {
             yield return "Sessions__ReSignInDelay must be positive and no longer than Sessions__MaxReSignInDelay.";
+        }
+
+        if (o.MaxConcurrentDatabaseCalls is < 1 or > 1000)
+        {
+            yield return "Sessions__MaxConcurrentDatabaseCalls must be between 1 and 1000.";
         }
 
         if (string.IsNullOrWhiteSpace(o.InstanceId) || o.InstanceId.Length > 200)

@@ -8,12 +8,19 @@ namespace CallbackHub.Agents;
 /// lease statements are in <see cref="SessionLeases"/>). Every change raises the row's version, and a change made from
 /// an older read is refused: two instances — or an instance and a push — never overwrite each other's newer state.
 /// </summary>
-internal sealed partial class SessionStore(CallbackHubDbContext db, SessionTokens tokens, TimeProvider time, ILogger<SessionStore> logger)
+internal sealed partial class SessionStore(
+    CallbackHubDbContext db, SessionTokens tokens, SessionDatabaseGate gate, TimeProvider time, ILogger<SessionStore> logger)
 {
     public CallbackHubDbContext Db => db;
 
-    public Task<AgentSession?> FindAsync(int agentId, CancellationToken cancellationToken) =>
-        db.AgentSessions.SingleOrDefaultAsync(s => s.AgentId == agentId, cancellationToken);
+    /// <summary>One of the session work's database slots, for work done on <see cref="Db"/> directly (not nested in this class's own calls).</summary>
+    public Task<IDisposable> EnterDatabaseAsync(CancellationToken cancellationToken) => gate.EnterAsync(cancellationToken);
+
+    public async Task<AgentSession?> FindAsync(int agentId, CancellationToken cancellationToken)
+    {
+        using var _ = await gate.EnterAsync(cancellationToken);
+        return await db.AgentSessions.SingleOrDefaultAsync(s => s.AgentId == agentId, cancellationToken);
+    }
 
     /// <summary>
     /// Applies a change and saves it, even if the caller gave up meanwhile (the gateway has acted). False when the row
@@ -25,6 +32,7 @@ internal sealed partial class SessionStore(CallbackHubDbContext db, SessionToken
         change(session);
         session.UpdatedAt = time.GetUtcNow();
         session.Version++;
+        using var _ = await gate.EnterAsync(CancellationToken.None);
         try
         {
             await db.SaveChangesAsync(CancellationToken.None);
@@ -46,9 +54,12 @@ internal sealed partial class SessionStore(CallbackHubDbContext db, SessionToken
     /// The lease of a session this instance just signed in, on the database's clock (the keeper renews it from then on).
     /// Not a change of the session: its version stays.
     /// </summary>
-    public Task LeaseAsync(int agentId, string instanceId, TimeSpan duration) =>
-        db.AgentSessions.Where(s => s.AgentId == agentId && s.OwnerInstance == instanceId)
+    public async Task LeaseAsync(int agentId, string instanceId, TimeSpan duration)
+    {
+        using var _ = await gate.EnterAsync(CancellationToken.None);
+        await db.AgentSessions.Where(s => s.AgentId == agentId && s.OwnerInstance == instanceId)
             .ExecuteUpdateAsync(u => u.SetProperty(s => s.LeaseExpiresAt, s => DateTimeOffset.UtcNow + duration), CancellationToken.None);
+    }
 
     public async Task<AgentSessionView?> GetViewAsync(int agentId, CancellationToken cancellationToken) =>
         (await QueryViews(agentId).ToListAsync(cancellationToken)).SingleOrDefault();

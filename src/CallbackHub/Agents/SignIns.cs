@@ -205,6 +205,7 @@ internal sealed partial class SignIns(
     private async Task<(SignInClaim? Claim, AgentProblem? Conflict)> ClaimAsync(int agentId, byte[] tokenHash, CancellationToken cancellationToken)
     {
         var db = store.Db;
+        using var slot = await store.EnterDatabaseAsync(cancellationToken);
         var now = time.GetUtcNow();
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var session = await db.AgentSessions

@@ -33,7 +33,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         SELECT e.event_id, $1, stream.base + e.ord, e.event_type, e.content::jsonb, e.gen, $7
         FROM stream, unnest($3::text[], $4::text[], $5::timestamptz[], $6::uuid[])
             WITH ORDINALITY AS e(event_type, content, gen, event_id, ord)
-        RETURNING sequence
+        RETURNING sequence, content::text
         """;
 
     private const string EnsureStreamSql = "INSERT INTO agent_streams (agent_id, last_sequence) VALUES ($1, 0) ON CONFLICT DO NOTHING";
@@ -67,6 +67,8 @@ internal sealed partial class EventStore : IAsyncDisposable
     public async Task<AppendOutcome> AppendAsync(
         PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, CancellationToken cancellationToken)
     {
+        // PostgreSQL keeps microseconds: the time is cut to what is stored, so a message says the same as the row.
+        receivedAt = new DateTimeOffset(receivedAt.UtcTicks - (receivedAt.UtcTicks % 10), TimeSpan.Zero);
         var pending = new PendingAppend(batch, receivedAt, duplicateWindow, cancellationToken);
         if (!_queue.Writer.TryWrite(pending))
         {
@@ -165,8 +167,11 @@ internal sealed partial class EventStore : IAsyncDisposable
         // wait on each other in a cycle.
         var ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
         using var timeout = new CancellationTokenSource(CommitTimeout);
-        // The first sequence each push got (0: none, a re-send); its events are numbered from there in order.
+        // The first sequence each push got (0: none, a re-send); its events are numbered from there in order. The content
+        // comes back as PostgreSQL stores it (jsonb's own spelling), so a message is the same byte for byte whether it is
+        // sent from here or read back from the table later.
         var firsts = new long[ordered.Count];
+        var contents = new string[ordered.Count][];
         await using (var connection = await _dataSource.OpenConnectionAsync(timeout.Token))
         {
             // Without an explicit transaction the statements of one batch run in one implicit transaction: one commit.
@@ -183,12 +188,15 @@ internal sealed partial class EventStore : IAsyncDisposable
             for (var i = 0; i < ordered.Count; i++)
             {
                 var first = long.MaxValue;
+                var stored = new List<(long Sequence, string Content)>(ordered[i].Batch.Events.Count);
                 while (await reader.ReadAsync(timeout.Token))
                 {
-                    first = Math.Min(first, reader.GetInt64(0));
+                    stored.Add((reader.GetInt64(0), reader.GetString(1)));
+                    first = Math.Min(first, stored[^1].Sequence);
                 }
 
                 firsts[i] = first == long.MaxValue ? 0 : first;
+                contents[i] = [.. stored.OrderBy(e => e.Sequence).Select(e => e.Content)];
                 await reader.NextResultAsync(timeout.Token);
             }
         }
@@ -199,7 +207,7 @@ internal sealed partial class EventStore : IAsyncDisposable
             var pending = ordered[i];
             if (firsts[i] > 0)
             {
-                committed.Add(new CommittedPush(pending.Batch, firsts[i], pending.ReceivedAt, pending.EventIds));
+                committed.Add(new CommittedPush(pending.Batch, firsts[i], pending.ReceivedAt, pending.EventIds, contents[i]));
                 pending.Outcome.TrySetResult(AppendOutcome.Stored);
             }
             else if (await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token))
@@ -275,10 +283,10 @@ internal sealed partial class EventStore : IAsyncDisposable
 }
 
 /// <summary>A push as committed: its events were numbered from <see cref="FirstSequence"/> on, in order.</summary>
-internal sealed record CommittedPush(PushBatch Batch, long FirstSequence, DateTimeOffset ReceivedAt, Guid[] EventIds)
+internal sealed record CommittedPush(PushBatch Batch, long FirstSequence, DateTimeOffset ReceivedAt, Guid[] EventIds, string[] StoredContents)
 {
     public int AgentId => Batch.AgentId;
 
     public IEnumerable<OutboxEvent> Events() => Batch.Events.Select((e, i) =>
-        new OutboxEvent(EventIds[i], Batch.AgentId, FirstSequence + i, e.EventType, e.ContentJson, e.GeneratedAt, ReceivedAt));
+        new OutboxEvent(EventIds[i], Batch.AgentId, FirstSequence + i, e.EventType, StoredContents[i], e.GeneratedAt, ReceivedAt));
 }

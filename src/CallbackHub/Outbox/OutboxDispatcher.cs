@@ -44,22 +44,29 @@ internal sealed partial class OutboxDispatcher(
         LIMIT $6
         """;
 
-    // Stream rows are locked in agent order, as the group commits lock them: the two never wait on each other in a cycle.
-    private const string LockSql = "SELECT 1 FROM agent_streams WHERE agent_id = ANY($1) ORDER BY agent_id FOR UPDATE";
+    // Progress is not worth a WAL flush of its own: lost in a crash of PostgreSQL, it only means events published again.
+    // So the round's short transaction does not wait for the disk while it holds stream rows pushes want.
+    private const string AsyncCommitSql = "SELECT set_config('synchronous_commit', 'off', true)";
 
     // The fence: progress is recorded only for partitions this instance still holds under the epoch it published by.
-    // FOR SHARE makes a takeover wait for this statement, or this statement see the takeover.
+    // FOR SHARE makes a takeover wait for this statement, or this statement see the takeover. Stream rows a push holds
+    // right now are skipped (recorded next round): pushes never wait for a whole round's rows, and the rows taken are
+    // taken in agent order, as the group commits take theirs, so the two never wait on each other in a cycle.
     internal const string RecordSql = """
         WITH fence AS (
             SELECT partition_id, epoch FROM outbox_partitions
             WHERE owner_instance = $5 AND partition_id = ANY($3)
-            FOR SHARE)
-        UPDATE agent_streams s SET published_sequence = v.seq, publish_error = NULL
+            FOR SHARE),
+        free AS (
+            SELECT agent_id FROM agent_streams WHERE agent_id = ANY($1) ORDER BY agent_id FOR UPDATE SKIP LOCKED)
+        UPDATE agent_streams s SET published_sequence = greatest(s.published_sequence, v.seq), publish_error = NULL
         FROM unnest($1::int[], $2::bigint[], $3::int[], $4::bigint[]) AS v(agent_id, seq, partition_id, epoch)
         JOIN fence f ON f.partition_id = v.partition_id AND f.epoch = v.epoch
-        WHERE s.agent_id = v.agent_id AND s.published_sequence < v.seq
+        WHERE s.agent_id = v.agent_id AND s.agent_id IN (SELECT agent_id FROM free)
         RETURNING s.agent_id, s.published_sequence
         """;
+
+    private static readonly TimeSpan RecordInterval = TimeSpan.FromMilliseconds(25);
 
     private const string StuckSql = "UPDATE agent_streams SET publish_error = $2 WHERE agent_id = $1";
 
@@ -67,8 +74,13 @@ internal sealed partial class OutboxDispatcher(
     private readonly ConcurrentQueue<(PublishItem Item, PublishResult Result, string? Reason)> _outcomes = new();
     private int _inFlight;
     private volatile HashSet<int> _unsettled = [];
+    private long _unsettledAt;
+    private IReadOnlyDictionary<int, HeldPartition>? _lanesCheckedAgainst;
+    private long _recordedAt;
+    private long _earliestRetry = long.MaxValue;
     private long _nextConnectAt;
     private bool _refetch = true;
+    private bool _recordPending;
     private int _connectFailures;
 
     private OutboxOptions Options => options.Value;
@@ -219,7 +231,6 @@ internal sealed partial class OutboxDispatcher(
         }
 
         DropLanesNotHeld(now);
-        var held = partitions.Held.Values.Where(h => h.IsPublishable(now)).Select(h => h.Id).ToArray();
         // What was committed here is sent as it is when it is next in line; anything else is read from the database.
         var fetchWanted = wakeups.TakeFetchRequest() | _refetch;
         _refetch = false;
@@ -229,10 +240,20 @@ internal sealed partial class OutboxDispatcher(
         }
 
         var budget = Options.MaxInFlight - InFlight;
+        int[] held = fetchWanted ? [.. partitions.Held.Values.Where(h => h.IsPublishable(now)).Select(h => h.Id)] : [];
         var fetch = fetchWanted && broker.IsOpen && budget > 0 && held.Length > 0 && partitions.Count > 0;
         // Wanted but not possible now (no broker, no budget): the next round reads.
         _refetch = fetchWanted && !fetch;
-        var record = _lanes.Values.Where(l => l.Confirmed > l.Recorded).OrderBy(l => l.AgentId).ToList();
+        // Progress is recorded every few milliseconds, not every round: it only decides what is published again after a
+        // fault, while each recording is a transaction.
+        var recordDue = fetch || Stopwatch.GetElapsedTime(_recordedAt) >= RecordInterval || InFlight == 0;
+        var record = recordDue ? _lanes.Values.Where(l => l.Confirmed > l.Recorded).OrderBy(l => l.AgentId).ToList() : [];
+        if (record.Count > 0)
+        {
+            _recordedAt = Stopwatch.GetTimestamp();
+        }
+
+        _recordPending = !recordDue;
         if (!fetch && record.Count == 0)
         {
             await RecordStuckAsync(cancellationToken);
@@ -250,7 +271,7 @@ internal sealed partial class OutboxDispatcher(
 
             if (record.Count > 0)
             {
-                batch.BatchCommands.Add(new NpgsqlBatchCommand(LockSql) { Parameters = { IntArray([.. record.Select(l => l.AgentId)]) } });
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(AsyncCommitSql));
                 batch.BatchCommands.Add(new NpgsqlBatchCommand(RecordSql)
                 {
                     Parameters =
@@ -457,6 +478,7 @@ internal sealed partial class OutboxDispatcher(
                     var ownFault = result == PublishResult.Nacked || item.Suspect;
                     lane.Fail(reason ?? result.ToString(), ownFault, now, Backoff(lane.Failures + 1));
                     _refetch = true;
+                    _earliestRetry = Math.Min(_earliestRetry, lane.RetryAt > now ? lane.RetryAt : long.MaxValue);
                     metrics.PublishFailed(result == PublishResult.Nacked ? "nack" : ownFault ? "channel-closed" : "connection");
                     if (ownFault && lane.Failures >= Options.StuckAfterFailures && !lane.Stuck)
                     {
@@ -468,7 +490,13 @@ internal sealed partial class OutboxDispatcher(
             }
         }
 
-        _unsettled = [.. _lanes.Values.Where(l => !l.Settled).Select(l => l.Partition)];
+        // For the lease round (draining partitions are released once settled); it runs every few seconds.
+        if (Stopwatch.GetElapsedTime(_unsettledAt) > TimeSpan.FromMilliseconds(100))
+        {
+            _unsettled = [.. _lanes.Values.Where(l => !l.Settled).Select(l => l.Partition)];
+            _unsettledAt = Stopwatch.GetTimestamp();
+        }
+
         return published;
     }
 
@@ -486,8 +514,8 @@ internal sealed partial class OutboxDispatcher(
             }
             else if (partitions.Held.TryGetValue(lane.Partition, out var held) && held.Epoch == lane.Epoch)
             {
-                // Nothing to change (already recorded by an earlier round that looked lost): in step again.
-                lane.Recorded = lane.Confirmed;
+                // Its stream row was busy with a push (skipped), or the lease round has yet to learn of a takeover: the
+                // next round tries again, and a lost partition's lanes are dropped then.
             }
             else
             {
@@ -517,6 +545,12 @@ internal sealed partial class OutboxDispatcher(
     private void DropLanesNotHeld(long now)
     {
         var held = partitions.Held;
+        if (ReferenceEquals(held, _lanesCheckedAgainst))
+        {
+            return; // the lease round publishes a new map whenever anything changed
+        }
+
+        _lanesCheckedAgainst = held;
         foreach (var lane in _lanes.Values.ToList())
         {
             if (!held.TryGetValue(lane.Partition, out var partition) || partition.Epoch != lane.Epoch)
@@ -568,12 +602,19 @@ internal sealed partial class OutboxDispatcher(
     private TimeSpan NextWait()
     {
         var now = Stopwatch.GetTimestamp();
-        var wait = Options.PollInterval;
-        foreach (var lane in _lanes.Values)
+        var wait = _recordPending ? RecordInterval : Options.PollInterval;
+        if (_earliestRetry != long.MaxValue)
         {
-            if (lane.RetryAt > now)
+            if (_earliestRetry <= now)
             {
-                var until = Stopwatch.GetElapsedTime(now, lane.RetryAt);
+                // An agent's pause is over: read its events again, and find the next pause to end.
+                _refetch = true;
+                wait = TimeSpan.Zero;
+                _earliestRetry = _lanes.Values.Select(l => l.RetryAt).Where(t => t > now).DefaultIfEmpty(long.MaxValue).Min();
+            }
+            else
+            {
+                var until = Stopwatch.GetElapsedTime(now, _earliestRetry);
                 wait = until < wait ? until : wait;
             }
         }

@@ -81,6 +81,7 @@ internal sealed partial class OutboxDispatcher(
     private long _nextConnectAt;
     private bool _refetch = true;
     private bool _recordPending;
+    private Task<(List<AgentLane> Lanes, Dictionary<int, long> Recorded)>? _recording;
     private int _connectFailures;
 
     private OutboxOptions Options => options.Value;
@@ -109,6 +110,11 @@ internal sealed partial class OutboxDispatcher(
         }
         finally
         {
+            if (_recording is { } recording)
+            {
+                await recording; // never throws: a failed write is logged and left for the next owner
+            }
+
             await background.CancelAsync();
             await Task.WhenAll(leasing, listening, notifying).ContinueWith(static _ => { }, TaskScheduler.Default);
             await HandBackAsync();
@@ -244,70 +250,23 @@ internal sealed partial class OutboxDispatcher(
         var fetch = fetchWanted && broker.IsOpen && budget > 0 && held.Length > 0 && partitions.Count > 0;
         // Wanted but not possible now (no broker, no budget): the next round reads.
         _refetch = fetchWanted && !fetch;
-        // Progress is recorded every few milliseconds, not every round: it only decides what is published again after a
-        // fault, while each recording is a transaction.
-        var recordDue = fetch || Stopwatch.GetElapsedTime(_recordedAt) >= RecordInterval || InFlight == 0;
-        var record = recordDue ? _lanes.Values.Where(l => l.Confirmed > l.Recorded).OrderBy(l => l.AgentId).ToList() : [];
-        if (record.Count > 0)
-        {
-            _recordedAt = Stopwatch.GetTimestamp();
-        }
-
-        _recordPending = !recordDue;
-        if (!fetch && record.Count == 0)
+        await RecordAsync(fetch, cancellationToken);
+        if (!fetch)
         {
             await RecordStuckAsync(cancellationToken);
             return false;
         }
 
         List<OutboxRow> rows = [];
-        await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
-        await using (var batch = new NpgsqlBatch(connection))
+        await using (var command = dataSource.CreateBatch())
         {
-            if (fetch)
+            command.BatchCommands.Add(FetchCommand(held, budget, now));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
             {
-                batch.BatchCommands.Add(FetchCommand(held, budget, now));
-            }
-
-            if (record.Count > 0)
-            {
-                batch.BatchCommands.Add(new NpgsqlBatchCommand(AsyncCommitSql));
-                batch.BatchCommands.Add(new NpgsqlBatchCommand(RecordSql)
-                {
-                    Parameters =
-                    {
-                        IntArray([.. record.Select(l => l.AgentId)]),
-                        new NpgsqlParameter<long[]> { TypedValue = [.. record.Select(l => l.Confirmed)] },
-                        IntArray([.. record.Select(l => l.Partition)]),
-                        new NpgsqlParameter<long[]> { TypedValue = [.. record.Select(l => l.Epoch)] },
-                        new NpgsqlParameter<string> { TypedValue = InstanceId },
-                    },
-                });
-            }
-
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-            if (fetch)
-            {
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    rows.Add(new OutboxRow(reader.GetInt64(1), new OutboxEvent(
-                        reader.GetGuid(3), reader.GetInt32(0), reader.GetInt64(2), reader.GetString(4), reader.GetString(5),
-                        reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7))));
-                }
-
-                await reader.NextResultAsync(cancellationToken);
-            }
-
-            if (record.Count > 0)
-            {
-                await reader.NextResultAsync(cancellationToken);
-                var recorded = new Dictionary<int, long>();
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    recorded[reader.GetInt32(0)] = reader.GetInt64(1);
-                }
-
-                ApplyRecorded(record, recorded);
+                rows.Add(new OutboxRow(reader.GetInt64(1), new OutboxEvent(
+                    reader.GetGuid(3), reader.GetInt32(0), reader.GetInt64(2), reader.GetString(4), reader.GetString(5),
+                    reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7))));
             }
         }
 
@@ -315,7 +274,82 @@ internal sealed partial class OutboxDispatcher(
         await RecordStuckAsync(cancellationToken);
         ForgetIdle();
         // Full budget or an agent's cap reached: more is waiting.
-        return fetch && (rows.Count >= budget || sent.CappedAgents > 0);
+        return rows.Count >= budget || sent.CappedAgents > 0;
+    }
+
+    /// <summary>
+    /// Records the confirmed progress every <see cref="RecordInterval"/>, in the background: sending goes on while it is
+    /// written (it only decides what is published again after a fault, so it need not hold anything up), and what it
+    /// found is applied by a later round. <paramref name="now"/> forces it (a fetch is about to start, or stopping).
+    /// </summary>
+    private async Task RecordAsync(bool now, CancellationToken cancellationToken)
+    {
+        if (_recording is { IsCompleted: true } done)
+        {
+            _recording = null;
+            var (lanes, recorded) = await done;
+            ApplyRecorded(lanes, recorded);
+        }
+
+        var due = now || Stopwatch.GetElapsedTime(_recordedAt) >= RecordInterval || InFlight == 0;
+        _recordPending = !due || _recording is not null;
+        if (!due || _recording is not null)
+        {
+            return;
+        }
+
+        var record = _lanes.Values.Where(l => l.Confirmed > l.Recorded).OrderBy(l => l.AgentId).ToList();
+        if (record.Count == 0)
+        {
+            return;
+        }
+
+        _recordedAt = Stopwatch.GetTimestamp();
+        var agents = record.Select(l => l.AgentId).ToArray();
+        var confirmed = record.Select(l => l.Confirmed).ToArray();
+        var lanePartitions = record.Select(l => l.Partition).ToArray();
+        var epochs = record.Select(l => l.Epoch).ToArray();
+        _recordPending = true;
+        _recording = WriteProgressAsync(record, agents, confirmed, lanePartitions, epochs, cancellationToken);
+    }
+
+    private async Task<(List<AgentLane> Lanes, Dictionary<int, long> Recorded)> WriteProgressAsync(
+        List<AgentLane> lanes, int[] agents, long[] confirmed, int[] lanePartitions, long[] epochs, CancellationToken cancellationToken)
+    {
+        var recorded = new Dictionary<int, long>();
+        try
+        {
+            await using var batch = dataSource.CreateBatch();
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(AsyncCommitSql));
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(RecordSql)
+            {
+                Parameters =
+                {
+                    IntArray(agents),
+                    new NpgsqlParameter<long[]> { TypedValue = confirmed },
+                    IntArray(lanePartitions),
+                    new NpgsqlParameter<long[]> { TypedValue = epochs },
+                    new NpgsqlParameter<string> { TypedValue = InstanceId },
+                },
+            });
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            await reader.NextResultAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                recorded[reader.GetInt32(0)] = reader.GetInt64(1);
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            // Nothing recorded this time: the next one writes the same and more.
+            LogRoundFailed(e.Message);
+        }
+        finally
+        {
+            wakeups.Wake();
+        }
+
+        return (lanes, recorded);
     }
 
     private NpgsqlBatchCommand FetchCommand(int[] held, int budget, long now)
@@ -506,7 +540,7 @@ internal sealed partial class OutboxDispatcher(
         {
             if (recorded.TryGetValue(lane.AgentId, out var sequence))
             {
-                lane.Recorded = sequence;
+                lane.Recorded = Math.Max(lane.Recorded, sequence);
                 if (lane.StuckRecorded)
                 {
                     lane.StuckRecorded = false; // publish_error was cleared by the same statement
@@ -521,7 +555,10 @@ internal sealed partial class OutboxDispatcher(
             {
                 metrics.ProgressFenced();
                 LogFenced(lane.AgentId, lane.Partition, lane.Epoch);
-                _lanes.Remove(lane.AgentId);
+                if (_lanes.TryGetValue(lane.AgentId, out var current) && ReferenceEquals(current, lane))
+                {
+                    _lanes.Remove(lane.AgentId);
+                }
             }
         }
     }

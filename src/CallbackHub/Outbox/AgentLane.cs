@@ -8,6 +8,9 @@ namespace CallbackHub.Outbox;
 /// </summary>
 internal sealed class AgentLane(int agentId, int partition, long epoch, long published)
 {
+    // Generations are unique across lanes: outcomes of a dropped lane's messages never match the lane that replaces it.
+    private static long s_generations;
+
     // Sequences sent in this generation and not yet part of the confirmed prefix; true once confirmed out of order.
     private readonly Dictionary<long, bool> _outstanding = [];
 
@@ -20,7 +23,7 @@ internal sealed class AgentLane(int agentId, int partition, long epoch, long pub
     public long Recorded { get; set; } = published;
     public long Confirmed { get; private set; } = published;
     public long Sent { get; private set; } = published;
-    public int Generation { get; private set; }
+    public long Generation { get; private set; } = Interlocked.Increment(ref s_generations);
 
     /// <summary>Messages of this generation sent and not yet settled (a returned message's unrouted copy included).</summary>
     public int InFlight { get; set; }
@@ -33,13 +36,11 @@ internal sealed class AgentLane(int agentId, int partition, long epoch, long pub
     /// <summary>A <see cref="System.Diagnostics.Stopwatch"/> timestamp before which nothing is sent.</summary>
     public long RetryAt { get; private set; }
 
-    /// <summary>Failed too often: reported, and sent on the quarantine channel.</summary>
+    /// <summary>Failed too often: reported, and tried only every <c>StuckRetryFactor</c> × the longest pause.</summary>
     public bool Stuck { get; set; }
 
     /// <summary>Whether the database's <c>publish_error</c> says stuck (so it is written once, not per round).</summary>
     public bool StuckRecorded { get; set; }
-
-    public bool Quarantined => Failures > 0;
 
     public bool Idle => InFlight == 0 && Confirmed == Recorded && Failures == 0;
 
@@ -90,7 +91,7 @@ internal sealed class AgentLane(int agentId, int partition, long epoch, long pub
     /// </summary>
     public void Fail(string reason, bool ownFault, long now, TimeSpan delay)
     {
-        Generation++;
+        Generation = Interlocked.Increment(ref s_generations);
         Sent = Confirmed;
         _outstanding.Clear();
         InFlight = 0;

@@ -202,28 +202,34 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
 
         var committed = new List<CommittedPush>(ordered.Count);
-        for (var i = 0; i < ordered.Count; i++)
+        try
         {
-            var pending = ordered[i];
-            if (firsts[i] > 0)
+            for (var i = 0; i < ordered.Count; i++)
             {
-                committed.Add(new CommittedPush(pending.Batch, firsts[i], pending.ReceivedAt, pending.EventIds, contents[i]));
-                pending.Outcome.TrySetResult(AppendOutcome.Stored);
-            }
-            else if (await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token))
-            {
-                // First push ever for an agent whose stream row was not made at sign-in (e.g. a database restored from
-                // before it existed): now it exists, so try once more.
-                await CommitGroupAsync([pending]);
-            }
-            else
-            {
-                pending.Outcome.TrySetResult(AppendOutcome.Duplicate);
+                var pending = ordered[i];
+                if (firsts[i] > 0)
+                {
+                    committed.Add(new CommittedPush(pending.Batch, firsts[i], pending.ReceivedAt, pending.EventIds, contents[i]));
+                    pending.Outcome.TrySetResult(AppendOutcome.Stored);
+                }
+                else if (await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token))
+                {
+                    // First push ever for an agent whose stream row was not made at sign-in (e.g. a database restored from
+                    // before it existed): now it exists, so try once more.
+                    await CommitAsync([pending]);
+                }
+                else
+                {
+                    pending.Outcome.TrySetResult(AppendOutcome.Duplicate);
+                }
             }
         }
-
-        // After the commit, never inside it: a NOTIFY in the transaction would serialise commits cluster-wide.
-        _wakeups.Committed(committed);
+        finally
+        {
+            // After the commit, never inside it: a NOTIFY in the transaction would serialise commits cluster-wide. Also when
+            // something after the commit failed: what was stored is handed on.
+            _wakeups.Committed(committed);
+        }
     }
 
     /// <summary>The append statement with its parameters: the events as arrays, one element per event.</summary>

@@ -27,7 +27,7 @@ internal sealed class PublishItem
 {
     public required int AgentId { get; init; }
     public required long Sequence { get; init; }
-    public required int Generation { get; init; }
+    public required long Generation { get; init; }
     public required string MessageId { get; init; }
     public required string Exchange { get; init; }
     public required string RoutingKey { get; init; }
@@ -37,11 +37,18 @@ internal sealed class PublishItem
     /// <summary>A copy of a returned message, sent to the unrouted queue.</summary>
     public bool IsDivert { get; init; }
 
-    /// <summary>Sent on the quarantine channel (its agent keeps failing), so it cannot disturb the others.</summary>
-    public bool Quarantined { get; init; }
+    /// <summary>
+    /// A <see cref="Stopwatch"/> timestamp: the end of the partition's lease as this instance trusts it. Past it the message
+    /// is not sent any more (it fails): after a freeze, another instance may publish the partition by now.
+    /// </summary>
+    public required long ValidUntil { get; init; }
 
     internal volatile bool Returned;
     internal long SentAt;
+    private int _finished;
+
+    /// <summary>True the first time only: an item's outcome is reported once, whichever failure path sees it first.</summary>
+    internal bool TryFinish() => Interlocked.Exchange(ref _finished, 1) == 0;
 
     /// <summary>The broker closed the channel while this was its oldest unconfirmed message: probably the message it refused.</summary>
     internal bool Suspect;
@@ -51,8 +58,8 @@ internal sealed class PublishItem
 /// The outbox's RabbitMQ connection, with RabbitMQ.Client directly: publisher confirms tracked asynchronously, many messages
 /// in flight per channel. An agent always goes to the same channel (agent id mod <see cref="OutboxOptions.Channels"/>) and a
 /// channel's messages reach the broker in the order they are sent, so each agent's order on the wire is its sequence order.
-/// One more channel takes the agents that keep failing (quarantine): a message that makes the broker close its channel
-/// then only closes that one. Outcomes are reported to <see cref="Completed"/>, from the client's threads.
+/// When a channel fails, every later message of an agent that had one failing there is failed too rather than sent on the
+/// next channel (it would overtake the failed one). Outcomes are reported to <see cref="Completed"/>, from the client's threads.
 /// </summary>
 internal sealed partial class OutboxBroker(
     IOptions<RabbitMqOptions> rabbitMq, IOptions<OutboxOptions> options, ILogger<OutboxBroker> logger) : IAsyncDisposable
@@ -107,10 +114,10 @@ internal sealed partial class OutboxBroker(
                 }
             }
 
-            var lanes = new BrokerLane[options.Value.Channels + 1];
+            var lanes = new BrokerLane[options.Value.Channels];
             for (var i = 0; i < lanes.Length; i++)
             {
-                lanes[i] = new BrokerLane(this, connection, i == lanes.Length - 1 ? "quarantine" : i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                lanes[i] = new BrokerLane(this, connection, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 await lanes[i].OpenAsync(cancellationToken);
             }
 
@@ -131,7 +138,7 @@ internal sealed partial class OutboxBroker(
             Envelope = new MessageEnvelope(address.Host, address.VirtualHost);
             _lanes = lanes;
             _connection = connection;
-            LogConnected(address.Host, address.Port, lanes.Length - 1);
+            LogConnected(address.Host, address.Port, lanes.Length);
         }
         catch
         {
@@ -143,8 +150,7 @@ internal sealed partial class OutboxBroker(
     public void Send(PublishItem item)
     {
         var lanes = _lanes;
-        var lane = item.Quarantined ? lanes[^1] : lanes[item.AgentId % (lanes.Length - 1)];
-        lane.Enqueue(item);
+        lanes[item.AgentId % lanes.Length].Enqueue(item);
     }
 
     /// <summary>
@@ -181,7 +187,16 @@ internal sealed partial class OutboxBroker(
             _timeoutStreak = 0;
         }
 
-        Completed(item, result, null);
+        Complete(item, result, null);
+    }
+
+    /// <summary>Reports an item's outcome, once.</summary>
+    internal void Complete(PublishItem item, PublishResult result, string? reason)
+    {
+        if (item.TryFinish())
+        {
+            Completed(item, result, reason);
+        }
     }
 
     public async Task CloseAsync()
@@ -225,6 +240,10 @@ internal sealed partial class OutboxBroker(
     private sealed class BrokerLane(OutboxBroker broker, IConnection connection, string name)
     {
         private readonly Channel<PublishItem> _queue = Channel.CreateUnbounded<PublishItem>(new UnboundedChannelOptions { SingleReader = true });
+
+        // Per agent, the newest generation that had a message fail on this lane: its later messages of that generation or
+        // an older one were queued before the dispatcher started the agent over, and must not overtake the failed one.
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> _failedGenerations = new();
         private ChannelState? _state;
 
         public int Pending => (_state?.Count ?? 0) + _queue.Reader.Count;
@@ -233,7 +252,7 @@ internal sealed partial class OutboxBroker(
 
         public async Task OpenAsync(CancellationToken cancellationToken)
         {
-            _state = await ChannelState.OpenAsync(broker, connection, name, cancellationToken);
+            _state = await ChannelState.OpenAsync(broker, this, connection, name, cancellationToken);
             _ = Task.Run(WriteAsync, CancellationToken.None);
         }
 
@@ -241,9 +260,13 @@ internal sealed partial class OutboxBroker(
         {
             if (!_queue.Writer.TryWrite(item))
             {
-                broker.Completed(item, PublishResult.Failed, "the publisher closed");
+                broker.Complete(item, PublishResult.Failed, "the publisher closed");
             }
         }
+
+        /// <summary>An item of this agent and generation failed: its later ones queued here fail too.</summary>
+        public void Failed(PublishItem item) =>
+            _failedGenerations.AddOrUpdate(item.AgentId, item.Generation, (_, known) => Math.Max(known, item.Generation));
 
         public void FailAll(string reason)
         {
@@ -251,7 +274,7 @@ internal sealed partial class OutboxBroker(
             _state?.FailAll(reason);
             while (_queue.Reader.TryRead(out var item))
             {
-                broker.Completed(item, PublishResult.Failed, reason);
+                broker.Complete(item, PublishResult.Failed, reason);
             }
         }
 
@@ -262,6 +285,20 @@ internal sealed partial class OutboxBroker(
             {
                 while (reader.TryRead(out var item))
                 {
+                    if (_failedGenerations.TryGetValue(item.AgentId, out var failed) && item.Generation <= failed)
+                    {
+                        broker.Complete(item, PublishResult.Failed, "an earlier message of the agent failed");
+                        continue;
+                    }
+
+                    if (Stopwatch.GetTimestamp() > item.ValidUntil)
+                    {
+                        // The lease ran out while it waited (a frozen process, a stalled broker): it may be another's now.
+                        Failed(item);
+                        broker.Complete(item, PublishResult.Failed, "the partition's lease ran out before it was sent");
+                        continue;
+                    }
+
                     try
                     {
                         if (_state is not { IsOpen: true })
@@ -272,14 +309,17 @@ internal sealed partial class OutboxBroker(
                             }
 
                             // The broker closed the channel (a message it would not take): a new one, for the next messages.
-                            _state = await ChannelState.OpenAsync(broker, connection, name, CancellationToken.None);
+                            _state = await ChannelState.OpenAsync(broker, this, connection, name, CancellationToken.None);
                         }
 
                         await _state.PublishAsync(item);
                     }
                     catch (Exception e) when (e is not OutOfMemoryException)
                     {
-                        broker.Completed(item, PublishResult.Failed, e.Message);
+                        _state?.Forget(item);
+                        Failed(item);
+                        broker.Complete(item, PublishResult.Failed, e.Message);
+
                         _state?.FailAll(e.Message);
                     }
                 }
@@ -291,16 +331,20 @@ internal sealed partial class OutboxBroker(
     private sealed class ChannelState
     {
         private readonly OutboxBroker _broker;
+        private readonly BrokerLane _lane;
         private readonly IChannel _channel;
         private readonly string _name;
         private readonly SortedDictionary<ulong, PublishItem> _pending = [];
-        private readonly Dictionary<string, PublishItem> _mandatory = [];
+
+        // Mandatory messages by id, oldest first (one event may be pending twice: a failed generation's copy and its retry).
+        private readonly Dictionary<string, List<PublishItem>> _mandatory = [];
         private readonly Lock _gate = new();
         private bool _failed;
 
-        private ChannelState(OutboxBroker broker, IChannel channel, string name)
+        private ChannelState(OutboxBroker broker, BrokerLane lane, IChannel channel, string name)
         {
             _broker = broker;
+            _lane = lane;
             _channel = channel;
             _name = name;
             channel.BasicAcksAsync += (_, e) => Settle(e.DeliveryTag, e.Multiple, ack: true);
@@ -338,12 +382,12 @@ internal sealed partial class OutboxBroker(
             }
         }
 
-        public static async Task<ChannelState> OpenAsync(OutboxBroker broker, IConnection connection, string name, CancellationToken cancellationToken)
+        public static async Task<ChannelState> OpenAsync(OutboxBroker broker, BrokerLane lane, IConnection connection, string name, CancellationToken cancellationToken)
         {
             // Confirms on, tracked here (not by the client, whose tracking completes a publish only at its confirm).
             var channel = await connection.CreateChannelAsync(
                 new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: false), cancellationToken);
-            return new ChannelState(broker, channel, name);
+            return new ChannelState(broker, lane, channel, name);
         }
 
         public async Task PublishAsync(PublishItem item)
@@ -360,7 +404,12 @@ internal sealed partial class OutboxBroker(
                 _pending[sequence] = item;
                 if (item.Mandatory)
                 {
-                    _mandatory[item.MessageId] = item;
+                    if (!_mandatory.TryGetValue(item.MessageId, out var same))
+                    {
+                        _mandatory[item.MessageId] = same = [];
+                    }
+
+                    same.Add(item);
                 }
             }
 
@@ -371,6 +420,32 @@ internal sealed partial class OutboxBroker(
                 DeliveryMode = DeliveryModes.Persistent,
             };
             await _channel.BasicPublishAsync(item.Exchange, item.RoutingKey, item.Mandatory, properties, item.Body);
+        }
+
+        /// <summary>Takes back an item whose publish threw, if the channel's failure did not already.</summary>
+        public void Forget(PublishItem item)
+        {
+            lock (_gate)
+            {
+                var entry = _pending.FirstOrDefault(p => ReferenceEquals(p.Value, item));
+                if (entry.Value is not null)
+                {
+                    _pending.Remove(entry.Key);
+                    RemoveMandatory(item);
+                }
+            }
+        }
+
+        private void RemoveMandatory(PublishItem item)
+        {
+            if (item.Mandatory && _mandatory.TryGetValue(item.MessageId, out var same))
+            {
+                same.Remove(item);
+                if (same.Count == 0)
+                {
+                    _mandatory.Remove(item.MessageId);
+                }
+            }
         }
 
         public void FailAll(string reason, bool suspectOldest = false)
@@ -401,7 +476,8 @@ internal sealed partial class OutboxBroker(
 
             foreach (var item in failed)
             {
-                _broker.Completed(item, PublishResult.Failed, reason);
+                _lane.Failed(item);
+                _broker.Complete(item, PublishResult.Failed, reason);
             }
 
             _ = _channel.AbortAsync().ContinueWith(static _ => { }, TaskScheduler.Default);
@@ -434,9 +510,9 @@ internal sealed partial class OutboxBroker(
                     settled.Add(item);
                 }
 
-                foreach (var item in settled.Where(i => i.Mandatory))
+                foreach (var item in settled)
                 {
-                    _mandatory.Remove(item.MessageId);
+                    RemoveMandatory(item);
                 }
             }
 
@@ -448,7 +524,8 @@ internal sealed partial class OutboxBroker(
                 }
                 else
                 {
-                    _broker.Completed(item, PublishResult.Nacked, "the broker refused it (basic.nack)");
+                    _lane.Failed(item);
+                    _broker.Complete(item, PublishResult.Nacked, "the broker refused it (basic.nack)");
                 }
             }
 
@@ -460,7 +537,8 @@ internal sealed partial class OutboxBroker(
             // A return comes before the ack of the same message.
             lock (_gate)
             {
-                if (e.BasicProperties.MessageId is { } id && _mandatory.TryGetValue(id, out var item))
+                if (e.BasicProperties.MessageId is { } id && _mandatory.TryGetValue(id, out var same)
+                    && same.FirstOrDefault(i => !i.Returned) is { } item)
                 {
                     item.Returned = true;
                 }

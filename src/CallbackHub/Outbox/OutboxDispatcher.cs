@@ -68,6 +68,9 @@ internal sealed partial class OutboxDispatcher(
 
     private static readonly TimeSpan RecordInterval = TimeSpan.FromMilliseconds(25);
 
+    // A stuck agent is tried again this many longest pauses apart: each try may cost the others on its channel a republish.
+    private const int StuckRetryFactor = 20;
+
     private const string StuckSql = "UPDATE agent_streams SET publish_error = $2 WHERE agent_id = $1";
 
     private readonly Dictionary<int, AgentLane> _lanes = [];
@@ -177,6 +180,8 @@ internal sealed partial class OutboxDispatcher(
 
     private async Task HandBackAsync()
     {
+        // The connection first: nothing still queued may be sent once another instance can own the partitions.
+        await broker.CloseAsync();
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
@@ -187,8 +192,6 @@ internal sealed partial class OutboxDispatcher(
             // The leases run out on their own.
             LogFlushIncomplete(e.Message);
         }
-
-        await broker.CloseAsync();
     }
 
     private async Task LeaseAsync(CancellationToken cancellationToken)
@@ -207,10 +210,9 @@ internal sealed partial class OutboxDispatcher(
                     wakeups.RequestFetch();
                 }
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException
-                                      || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
-                // Publishing stops on its own when the local lease runs out.
+                // Whatever it was, the next round tries again; publishing stops on its own when the local lease runs out.
                 LogLeaseFailed(e.Message);
             }
         }
@@ -339,7 +341,7 @@ internal sealed partial class OutboxDispatcher(
                 recorded[reader.GetInt32(0)] = reader.GetInt64(1);
             }
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             // Nothing recorded this time: the next one writes the same and more.
             LogRoundFailed(e.Message);
@@ -457,7 +459,7 @@ internal sealed partial class OutboxDispatcher(
             RoutingKey = AgentEventTopology.RoutingKey(e.EventType, e.AgentId),
             Body = envelope.Write(e, DateTimeOffset.UtcNow),
             Mandatory = Options.KeepUnrouted,
-            Quarantined = lane.Quarantined,
+            ValidUntil = held.ValidUntil,
         });
         return true;
     }
@@ -487,7 +489,8 @@ internal sealed partial class OutboxDispatcher(
 
                     published += lane.MarkConfirmed(item.Sequence);
                     break;
-                case PublishResult.Returned when Options.KeepUnrouted && !item.IsDivert:
+                case PublishResult.Returned when Options.KeepUnrouted && !item.IsDivert
+                                                 && partitions.Held.TryGetValue(lane.Partition, out var holding) && holding.Epoch == lane.Epoch:
                     // No queue took it: keep it in the unrouted queue; the event counts as published once that is confirmed.
                     lane.InFlight++;
                     Interlocked.Increment(ref _inFlight);
@@ -502,15 +505,16 @@ internal sealed partial class OutboxDispatcher(
                         Body = item.Body,
                         Mandatory = false,
                         IsDivert = true,
-                        Quarantined = item.Quarantined,
+                        ValidUntil = holding.ValidUntil,
                     });
                     break;
-                case PublishResult.Returned:
+                case PublishResult.Returned when !Options.KeepUnrouted || item.IsDivert:
                     published += lane.MarkConfirmed(item.Sequence);
                     break;
                 default:
+                    // Returned while the partition is no longer held lands here too: the next owner sends it again.
                     var ownFault = result == PublishResult.Nacked || item.Suspect;
-                    lane.Fail(reason ?? result.ToString(), ownFault, now, Backoff(lane.Failures + 1));
+                    lane.Fail(reason ?? result.ToString(), ownFault, now, lane.Stuck ? Options.MaxRetryDelay * StuckRetryFactor : Backoff(lane.Failures + 1));
                     _refetch = true;
                     _earliestRetry = Math.Min(_earliestRetry, lane.RetryAt > now ? lane.RetryAt : long.MaxValue);
                     metrics.PublishFailed(result == PublishResult.Nacked ? "nack" : ownFault ? "channel-closed" : "connection");

@@ -27,7 +27,7 @@ internal sealed partial class OutboxWakeups(
     private readonly Lock _gate = new();
     private readonly System.Collections.Concurrent.ConcurrentQueue<CommittedPush> _handoffs = new();
     private HashSet<int> _remotePartitions = [];
-    private volatile bool _fetchRequested = true;
+    private int _fetchRequested = 1;
 
     /// <summary>
     /// These pushes were committed. Those of agents this instance publishes are handed to its publisher as they are (it
@@ -73,21 +73,12 @@ internal sealed partial class OutboxWakeups(
     /// <summary>Wakes this instance's publisher to read the database: something may be there that it was not handed.</summary>
     public void RequestFetch()
     {
-        _fetchRequested = true;
+        Volatile.Write(ref _fetchRequested, 1);
         Wake();
     }
 
     /// <summary>Whether a read was asked for since the last call.</summary>
-    public bool TakeFetchRequest()
-    {
-        if (!_fetchRequested)
-        {
-            return false;
-        }
-
-        _fetchRequested = false;
-        return true;
-    }
+    public bool TakeFetchRequest() => Interlocked.Exchange(ref _fetchRequested, 0) == 1;
 
     /// <summary>The pushes committed here since the last call, for agents this instance publishes.</summary>
     public List<CommittedPush> TakeHandoffs()
@@ -118,7 +109,7 @@ internal sealed partial class OutboxWakeups(
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             // The poll interval passed without a signal.
-            _fetchRequested = true;
+            Volatile.Write(ref _fetchRequested, 1);
         }
     }
 

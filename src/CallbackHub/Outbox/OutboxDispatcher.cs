@@ -10,12 +10,14 @@ namespace CallbackHub.Outbox;
 
 /// <summary>
 /// Publishes the committed events of the partitions this instance holds, and records how far each agent is published.
-/// Each round is one database round trip: read what is new for the held partitions (after what is already in flight),
-/// and record the confirmed progress — fenced by each partition's epoch in the same statement. Events go to the broker
+/// What a push committed on this instance is sent as it is (the fast path); the database is read only when something may be
+/// there that was not handed over (a gap, a new agent, a commit on another instance, the poll), for the held partitions and
+/// after what is already in flight. The confirmed progress is recorded every few milliseconds in the background — fenced
+/// by each partition's epoch in the same statement. Events go to the broker
 /// pipelined (up to <see cref="OutboxOptions.MaxInFlight"/> unconfirmed), each agent's in sequence on its channel;
 /// rounds are woken by commits, confirms and lease changes, with the poll as a backstop. A nack, a closed channel or an
 /// overdue confirm republishes the agent from its first unconfirmed event. An agent whose own messages keep failing backs
-/// off alone, moves to the quarantine channel and is reported stuck; the others go on.
+/// off alone and is reported stuck; the others go on.
 /// </summary>
 internal sealed partial class OutboxDispatcher(
     NpgsqlDataSource dataSource,

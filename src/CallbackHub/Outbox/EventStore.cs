@@ -201,34 +201,37 @@ internal sealed partial class EventStore : IAsyncDisposable
             }
         }
 
+        // Handed to the publisher before any of them is answered: the gateway sends an agent's next push only after this
+        // one's answer, and that push's events must not reach the publisher before these (they would be read back instead).
+        // After the commit, never inside it: a NOTIFY in the transaction would serialise commits cluster-wide.
         var committed = new List<CommittedPush>(ordered.Count);
-        try
+        for (var i = 0; i < ordered.Count; i++)
         {
-            for (var i = 0; i < ordered.Count; i++)
+            if (firsts[i] > 0)
             {
                 var pending = ordered[i];
-                if (firsts[i] > 0)
-                {
-                    committed.Add(new CommittedPush(pending.Batch, firsts[i], pending.ReceivedAt, pending.EventIds, contents[i]));
-                    pending.Outcome.TrySetResult(AppendOutcome.Stored);
-                }
-                else if (await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token))
-                {
-                    // First push ever for an agent whose stream row was not made at sign-in (e.g. a database restored from
-                    // before it existed): now it exists, so try once more.
-                    await CommitAsync([pending]);
-                }
-                else
-                {
-                    pending.Outcome.TrySetResult(AppendOutcome.Duplicate);
-                }
+                committed.Add(new CommittedPush(pending.Batch, firsts[i], pending.ReceivedAt, pending.EventIds, contents[i]));
             }
         }
-        finally
+
+        _wakeups.Committed(committed);
+        for (var i = 0; i < ordered.Count; i++)
         {
-            // After the commit, never inside it: a NOTIFY in the transaction would serialise commits cluster-wide. Also when
-            // something after the commit failed: what was stored is handed on.
-            _wakeups.Committed(committed);
+            var pending = ordered[i];
+            if (firsts[i] > 0)
+            {
+                pending.Outcome.TrySetResult(AppendOutcome.Stored);
+            }
+            else if (await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token))
+            {
+                // First push ever for an agent whose stream row was not made at sign-in (e.g. a database restored from
+                // before it existed): now it exists, so try once more.
+                await CommitAsync([pending]);
+            }
+            else
+            {
+                pending.Outcome.TrySetResult(AppendOutcome.Duplicate);
+            }
         }
     }
 

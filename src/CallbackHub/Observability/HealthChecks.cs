@@ -63,17 +63,7 @@ internal sealed class RabbitMqHealthCheck(IOptions<RabbitMqOptions> rabbitMq, IO
             return (false, "ConnectionStrings__RabbitMq is not an amqp:// URI.");
         }
 
-        var factory = new ConnectionFactory
-        {
-            HostName = address.Host,
-            Port = address.Port,
-            VirtualHost = address.VirtualHost,
-            UserName = address.Username,
-            Password = address.Password,
-            ClientProvidedName = "callbackhub-health",
-            RequestedConnectionTimeout = TimeSpan.FromSeconds(3),
-            Ssl = { Enabled = address.UseTls, ServerName = address.Host },
-        };
+        var factory = address.ConnectionFactory("callbackhub-health", TimeSpan.FromSeconds(3));
         try
         {
             await using var connection = await factory.CreateConnectionAsync(cancellationToken);

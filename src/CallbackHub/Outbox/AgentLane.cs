@@ -39,9 +39,6 @@ internal sealed class AgentLane(int agentId, int partition, long epoch, long pub
     /// <summary>Failed too often: reported, and tried only every <c>StuckRetryFactor</c> × the longest pause.</summary>
     public bool Stuck { get; set; }
 
-    /// <summary>Whether the database's <c>publish_error</c> says stuck (so it is written once, not per round).</summary>
-    public bool StuckRecorded { get; set; }
-
     public bool Idle => InFlight == 0 && Confirmed == Recorded && Failures == 0;
 
     public bool Settled => InFlight == 0 && Confirmed == Recorded;

@@ -16,7 +16,8 @@ internal enum AppendOutcome
 /// The write side of the outbox: appends pushes to <c>agent_events</c>. Pushes that arrive together are committed
 /// together (a group commit: one transaction, one round trip, one WAL flush for up to <see cref="OutboxOptions.MaxPushesPerCommit"/>
 /// pushes) by <see cref="OutboxOptions.CommitWriters"/> writers. Each push is one statement that takes its agent's stream
-/// row lock (so an agent's pushes are numbered in arrival order, gap-free), drops the batch if it is the re-send of the
+/// row lock (so an agent's pushes are numbered in commit order, gap-free — arrival order, as the gateway sends an agent's
+/// next push only after this one's answer), drops the batch if it is the re-send of the
 /// agent's last accepted batch, and inserts the events. Nothing here updates an event row. A group that fails for a reason
 /// other than the connection is committed again push by push, so one push's bad row never fails the others.
 /// </summary>

@@ -87,21 +87,11 @@ internal sealed partial class OutboxBroker(
             throw new InvalidOperationException("ConnectionStrings__RabbitMq must be an absolute amqp:// or amqps:// URI.");
         }
 
-        var factory = new ConnectionFactory
-        {
-            HostName = address.Host,
-            Port = address.Port,
-            VirtualHost = address.VirtualHost,
-            UserName = address.Username,
-            Password = address.Password,
-            ClientProvidedName = "callbackhub-outbox",
-            // Recovery is ours: on any loss every unconfirmed message is republished from PostgreSQL.
-            AutomaticRecoveryEnabled = false,
-            TopologyRecoveryEnabled = false,
-            RequestedHeartbeat = TimeSpan.FromSeconds(10),
-            RequestedConnectionTimeout = TimeSpan.FromSeconds(5),
-            Ssl = { Enabled = address.UseTls, ServerName = address.Host },
-        };
+        var factory = address.ConnectionFactory("callbackhub-outbox", TimeSpan.FromSeconds(5));
+        // Recovery is ours: on any loss every unconfirmed message is republished from PostgreSQL.
+        factory.AutomaticRecoveryEnabled = false;
+        factory.TopologyRecoveryEnabled = false;
+        factory.RequestedHeartbeat = TimeSpan.FromSeconds(10);
         var connection = await factory.CreateConnectionAsync(cancellationToken);
         try
         {

@@ -76,6 +76,7 @@ internal sealed partial class OutboxDispatcher(
     private const string StuckSql = "UPDATE agent_streams SET publish_error = $2 WHERE agent_id = $1";
 
     private readonly Dictionary<int, AgentLane> _lanes = [];
+    private readonly List<AgentLane> _newlyStuck = [];
     private readonly ConcurrentQueue<(PublishItem Item, PublishResult Result, string? Reason)> _outcomes = new();
     private int _inFlight;
     private volatile HashSet<int> _unsettled = [];
@@ -240,7 +241,7 @@ internal sealed partial class OutboxDispatcher(
             return true;
         }
 
-        DropLanesNotHeld(now);
+        DropLanesNotHeld();
         // What was committed here is sent as it is when it is next in line; anything else is read from the database.
         var fetchWanted = wakeups.TakeFetchRequest() | _refetch;
         _refetch = false;
@@ -523,6 +524,7 @@ internal sealed partial class OutboxDispatcher(
                     if (ownFault && lane.Failures >= Options.StuckAfterFailures && !lane.Stuck)
                     {
                         lane.Stuck = true;
+                        _newlyStuck.Add(lane);
                         LogAgentStuck(lane.AgentId, lane.Confirmed + 1, lane.Failures, lane.LastError ?? "");
                     }
 
@@ -546,11 +548,7 @@ internal sealed partial class OutboxDispatcher(
         {
             if (recorded.TryGetValue(lane.AgentId, out var sequence))
             {
-                lane.Recorded = Math.Max(lane.Recorded, sequence);
-                if (lane.StuckRecorded)
-                {
-                    lane.StuckRecorded = false; // publish_error was cleared by the same statement
-                }
+                lane.Recorded = Math.Max(lane.Recorded, sequence); // and its publish_error cleared
             }
             else if (partitions.Held.TryGetValue(lane.Partition, out var held) && held.Epoch == lane.Epoch)
             {
@@ -569,10 +567,18 @@ internal sealed partial class OutboxDispatcher(
         }
     }
 
+    /// <summary>Writes <c>publish_error</c> for the agents that became stuck since the last round (once each time).</summary>
     private async Task RecordStuckAsync(CancellationToken cancellationToken)
     {
-        foreach (var lane in _lanes.Values.Where(l => l.Stuck && !l.StuckRecorded).ToList())
+        while (_newlyStuck.Count > 0)
         {
+            var lane = _newlyStuck[^1];
+            if (!lane.Stuck || !_lanes.TryGetValue(lane.AgentId, out var current) || !ReferenceEquals(current, lane))
+            {
+                _newlyStuck.RemoveAt(_newlyStuck.Count - 1);
+                continue;
+            }
+
             await using var command = dataSource.CreateCommand(StuckSql);
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = lane.AgentId });
             command.Parameters.Add(new NpgsqlParameter<string>
@@ -580,12 +586,12 @@ internal sealed partial class OutboxDispatcher(
                 TypedValue = $"event {lane.Confirmed + 1} failed {lane.Failures} times: {lane.LastError}",
             });
             await command.ExecuteNonQueryAsync(cancellationToken);
-            lane.StuckRecorded = true;
+            _newlyStuck.RemoveAt(_newlyStuck.Count - 1);
         }
     }
 
     /// <summary>Lanes whose partition this instance no longer holds (lost, handed back, or under another epoch) are dropped.</summary>
-    private void DropLanesNotHeld(long now)
+    private void DropLanesNotHeld()
     {
         var held = partitions.Held;
         if (ReferenceEquals(held, _lanesCheckedAgainst))

@@ -38,10 +38,12 @@ internal sealed partial class OutboxMonitor : BackgroundService
         FROM agent_streams s WHERE s.last_sequence > s.published_sequence;
         SELECT 'agent ' || agent_id || ': ' || publish_error FROM agent_streams
         WHERE last_sequence > published_sequence AND publish_error IS NOT NULL ORDER BY agent_id LIMIT 10;
-        SELECT p.partition_id, CASE WHEN p.lease_expires_at > now() THEN p.owner_instance END,
-               coalesce((SELECT sum(s.last_sequence - s.published_sequence) FROM agent_streams s
-                         WHERE s.last_sequence > s.published_sequence AND s.agent_id % c.n = p.partition_id), 0)::bigint
-        FROM outbox_partitions p, (SELECT count(*)::int AS n FROM outbox_partitions) c ORDER BY p.partition_id;
+        SELECT p.partition_id, CASE WHEN p.lease_expires_at > now() THEN p.owner_instance END, coalesce(l.lag, 0)::bigint
+        FROM outbox_partitions p
+        LEFT JOIN (SELECT s.agent_id % (SELECT count(*)::int FROM outbox_partitions) AS partition_id,
+                          sum(s.last_sequence - s.published_sequence) AS lag
+                   FROM agent_streams s WHERE s.last_sequence > s.published_sequence GROUP BY 1) l USING (partition_id)
+        ORDER BY p.partition_id;
         SELECT state, count(*) FROM agent_sessions GROUP BY state;
         """;
 

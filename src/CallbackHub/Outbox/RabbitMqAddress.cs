@@ -24,4 +24,17 @@ internal sealed record RabbitMqAddress(string Host, int Port, string VirtualHost
         address = new RabbitMqAddress(uri.Host, port, vhost, user, pass, tls);
         return true;
     }
+
+    /// <summary>A RabbitMQ.Client factory for this address; the caller adds what its connection needs beyond that.</summary>
+    public RabbitMQ.Client.ConnectionFactory ConnectionFactory(string clientName, TimeSpan connectTimeout) => new()
+    {
+        HostName = Host,
+        Port = Port,
+        VirtualHost = VirtualHost,
+        UserName = Username,
+        Password = Password,
+        ClientProvidedName = clientName,
+        RequestedConnectionTimeout = connectTimeout,
+        Ssl = { Enabled = UseTls, ServerName = Host },
+    };
 }

@@ -212,6 +212,12 @@ namespace CallbackHub.Migrations
                     b.HasIndex("OwnerInstance")
                         .HasDatabaseName("ix_agent_sessions_owner_instance");
 
+                    b.HasIndex("PreviousTokenHash")
+                        .HasDatabaseName("ix_agent_sessions_previous_token_hash");
+
+                    b.HasIndex("TokenHash")
+                        .HasDatabaseName("ix_agent_sessions_token_hash");
+
                     b.ToTable("agent_sessions", (string)null);
                 });
 
@@ -225,9 +231,17 @@ namespace CallbackHub.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("last_batch_at");
 
+                    b.Property<int?>("LastBatchCount")
+                        .HasColumnType("integer")
+                        .HasColumnName("last_batch_count");
+
                     b.Property<byte[]>("LastBatchHash")
                         .HasColumnType("bytea")
                         .HasColumnName("last_batch_hash");
+
+                    b.Property<int>("LastBatchSkipped")
+                        .HasColumnType("integer")
+                        .HasColumnName("last_batch_skipped");
 
                     b.Property<long>("LastSequence")
                         .HasColumnType("bigint")

@@ -284,3 +284,42 @@ BEGIN
 END $EF$;
 COMMIT;
 
+START TRANSACTION;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202111825_WebhookHardening') THEN
+    ALTER TABLE agent_streams ADD last_batch_count integer;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202111825_WebhookHardening') THEN
+    ALTER TABLE agent_streams ADD last_batch_skipped integer NOT NULL DEFAULT 0;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202111825_WebhookHardening') THEN
+    CREATE INDEX ix_agent_sessions_previous_token_hash ON agent_sessions (previous_token_hash);
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202111825_WebhookHardening') THEN
+    CREATE INDEX ix_agent_sessions_token_hash ON agent_sessions (token_hash);
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261202111825_WebhookHardening') THEN
+    INSERT INTO "__EFMigrationsHistory" ("MigrationId", "ProductVersion")
+    VALUES ('20261202111825_WebhookHardening', '10.0.15');
+    END IF;
+END $EF$;
+COMMIT;
+

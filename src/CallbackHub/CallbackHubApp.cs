@@ -73,6 +73,7 @@ public static class CallbackHubApp
 
         services.AddValidatedOptions<CallbackOptions>(CallbackOptions.Section, CallbackOptions.Validate);
         services.AddSingleton<PushReceiver>();
+        services.AddSingleton<RefusalLimiter>();
         services.AddAgents();
         services.AddObservability();
 

@@ -99,3 +99,116 @@ public sealed class PushParserTests
         Assert.Equal("\"a\\ufffdb\"", batch.Events[0].ContentJson);
     }
 }
+
+public sealed class PushParserHardeningTests
+{
+    private static (bool Ok, PushBatch Batch, PushRejection Rejection) Parse(byte[] body)
+    {
+        var ok = PushParser.TryParse(body, out var batch, out var rejection);
+        return (ok, batch, rejection);
+    }
+
+    private static (bool Ok, PushBatch Batch, PushRejection Rejection) Parse(string json) => Parse(Encoding.UTF8.GetBytes(json));
+
+    private static string WithContent(string content) => $$"""{"workNo":"1001","eventList":[{"eventType":"A","content":{{content}}}]}""";
+
+    [Fact]
+    public void A_body_that_is_not_valid_UTF8_is_refused_even_where_the_bad_bytes_sit_in_a_name_nobody_reads()
+    {
+        var body = Encoding.UTF8.GetBytes("""{"workNo":"1001","eventList":[{"eventType":"A","xx":1}]}""");
+        var at = Array.IndexOf(body, (byte)'x');
+        body[at] = 0xC3; // a lead byte followed by 'x': not UTF-8
+
+        var (ok, _, rejection) = Parse(body);
+
+        Assert.False(ok);
+        Assert.Equal(400, rejection.StatusCode);
+        Assert.Contains("not valid UTF-8", rejection.Message);
+    }
+
+    [Theory]
+    [InlineData("A\\u0000", "control character")]
+    [InlineData("A\\u0007B", "control character")]
+    [InlineData("A\\ud800", "lone UTF-16 surrogate")]
+    [InlineData("\\udc00", "lone UTF-16 surrogate")]
+    public void An_event_type_that_is_not_printable_text_is_refused_with_a_sentence(string eventType, string expected)
+    {
+        var (ok, _, rejection) = Parse($$"""{"workNo":"1001","eventList":[{"eventType":"{{eventType}}"}]}""");
+
+        Assert.False(ok);
+        Assert.Equal(400, rejection.StatusCode);
+        Assert.Contains(expected, rejection.Message);
+    }
+
+    [Theory]
+    [InlineData("\"a\\ud800b\"", "\"a\\ufffdb\"")]
+    [InlineData("\"a\\udc00\"", "\"a\\ufffd\"")]
+    [InlineData("\"\\ud800\\ud800\\udc00\"", "\"\\ufffd\\ud800\\udc00\"")]
+    [InlineData("{\"\\u0000\":[\"x\\u0000\"]}", "{\"\\ufffd\":[\"x\\ufffd\"]}")]
+    [InlineData("\"\\ud83d\\ude00 \\\\u0000 \\\\ud800\"", "\"\\ud83d\\ude00 \\\\u0000 \\\\ud800\"")]
+    [InlineData("\"\\u00e9\\n\"", "\"\\u00e9\\n\"")]
+    public void Content_jsonb_cannot_hold_is_normalised_to_the_replacement_character_and_nothing_else_changes(string content, string stored)
+    {
+        var (ok, batch, _) = Parse(WithContent(content));
+
+        Assert.True(ok);
+        Assert.Equal(stored, batch.Events[0].ContentJson);
+    }
+
+    [Theory]
+    [InlineData("1e131072")]
+    [InlineData("-1e-16384")]
+    [InlineData("0e-20000")]
+    [InlineData("1e99999999999999999999")]
+    [InlineData("{\"a\":[1,2,1E200000]}")]
+    public void A_number_numeric_cannot_hold_is_refused_with_a_sentence(string content)
+    {
+        var (ok, _, rejection) = Parse(WithContent(content));
+
+        Assert.False(ok);
+        Assert.Equal(400, rejection.StatusCode);
+        Assert.Contains("number PostgreSQL cannot store", rejection.Message);
+    }
+
+    [Theory]
+    [InlineData("1e131071")]
+    [InlineData("1.5e-16382")]
+    [InlineData("0.001e131073")]
+    [InlineData("0e1000000")]
+    [InlineData("-12345.678e-3")]
+    public void Numbers_numeric_holds_are_kept_as_sent(string content)
+    {
+        var (ok, batch, _) = Parse(WithContent(content));
+
+        Assert.True(ok);
+        Assert.Equal(content, batch.Events[0].ContentJson);
+    }
+
+    [Fact]
+    public void The_fingerprint_of_a_batch_is_the_fingerprint_of_the_same_events_at_the_start_of_a_longer_batch()
+    {
+        var first = Parse("""{"workNo":"1001","eventList":[{"eventType":"A","content":1},{"eventType":"B","content":null}]}""").Batch;
+        var retry = Parse("""{"workNo":"1001","eventList":[{"eventType":"A","content":1},{"eventType":"B","content":null},{"eventType":"C"}]}""").Batch;
+        var other = Parse("""{"workNo":"1001","eventList":[{"eventType":"B","content":null},{"eventType":"A","content":1},{"eventType":"C"}]}""").Batch;
+
+        Assert.Equal(first.Fingerprint, retry.PrefixHashes[1]);
+        Assert.Equal(first.PrefixHashes[0], retry.PrefixHashes[0]);
+        Assert.NotEqual(first.Fingerprint, retry.Fingerprint);
+        Assert.NotEqual(first.Fingerprint, other.PrefixHashes[1]);
+    }
+}
+
+public sealed class PushParserNamesTests
+{
+    [Theory]
+    [InlineData("""{"workNo":"1001","eventList":[{"\udfffeventType":"A","eventType":"B"}]}""")]
+    [InlineData("""{"workNo":"1001","eventList":[{"eventType":"A","\ud800orkNo":"1001"}]}""")]
+    public void A_name_with_an_escaped_lone_surrogate_where_names_are_looked_up_is_refused_not_thrown(string json)
+    {
+        var ok = PushParser.TryParse(Encoding.UTF8.GetBytes(json), out _, out var rejection);
+
+        Assert.False(ok);
+        Assert.Equal(400, rejection.StatusCode);
+        Assert.Contains("not valid text", rejection.Message);
+    }
+}

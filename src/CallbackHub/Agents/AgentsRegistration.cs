@@ -18,6 +18,7 @@ internal static class AgentsRegistration
         services.AddSingleton<Roster>();
         services.AddSingleton<Credentials>();
         services.AddSingleton<SessionTokens>();
+        services.AddSingleton<TokenLookup>();
         services.AddSingleton<SessionDatabaseGate>();
         services.AddSingleton<SessionLeases>();
         services.AddScoped<SessionStore>();

@@ -46,7 +46,7 @@ internal sealed partial class SessionStore(
         }
         finally
         {
-            tokens.Forget(session.AgentId);
+            tokens.Saved(session.AgentId, session.TokenHash, session.PreviousTokenHash);
         }
     }
 

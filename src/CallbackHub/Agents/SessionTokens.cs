@@ -11,9 +11,15 @@ namespace CallbackHub.Agents;
 /// long as the caller says (the webhook's <c>Callbacks__SessionCacheTtl</c>), so a push costs one round trip, not two. The first push
 /// with a new token is remembered (for every instance, in the row): it proves the gateway uses that token, which
 /// retires the older one after <see cref="SessionKeepingOptions.TokenOverlap"/> and allows the next rotation.
+/// <para>
+/// A push is authenticated by its token alone, before its body is read: every token hash this instance has seen accepted,
+/// or issued itself, points to its agent. A hash it does not know is looked up by <see cref="TokenLookup"/>, which asks
+/// the database for many such hashes at once, a bounded number of times per second — so strangers with made-up tokens cost
+/// a few queries a second however many they send, and nothing else.
+/// </para>
 /// </summary>
 internal sealed class SessionTokens(
-    NpgsqlDataSource dataSource, TimeProvider time, IOptions<SessionKeepingOptions> sessions)
+    NpgsqlDataSource dataSource, TokenLookup lookup, TimeProvider time, IOptions<SessionKeepingOptions> sessions)
 {
     // An unknown token triggers a fresh read (another instance may just have rotated it), but no more often
     // than this per agent, so a flood of wrong tokens does not become a flood of queries.
@@ -33,9 +39,55 @@ internal sealed class SessionTokens(
 
     private readonly ConcurrentDictionary<int, CachedTokens> _cache = new();
 
-    public async ValueTask<bool> IsAuthorizedAsync(int agentId, string token, TimeSpan cacheFor, CancellationToken cancellationToken)
+    // Token hash (base64) → the agent it was accepted or issued for. Entries of retired tokens go when they are refused.
+    private readonly ConcurrentDictionary<string, int> _agentByToken = new();
+
+    /// <summary>
+    /// The agent whose session accepts <paramref name="token"/> now, or null. A token not known here is looked up; without
+    /// <paramref name="mayWait"/> (a sender past its refusal budget) the push does not wait for that, and is refused.
+    /// </summary>
+    public async ValueTask<int?> AuthenticateAsync(string token, TimeSpan cacheFor, bool mayWait, CancellationToken cancellationToken)
     {
         var hash = ServiceToken.Hash(token);
+        var key = Convert.ToBase64String(hash);
+        if (!_agentByToken.TryGetValue(key, out var agentId))
+        {
+            if (await lookup.FindAsync(hash, mayWait, cancellationToken) is not { } found)
+            {
+                return null;
+            }
+
+            agentId = found;
+            _agentByToken[key] = agentId;
+        }
+
+        if (await IsAuthorizedAsync(agentId, hash, cacheFor, cancellationToken))
+        {
+            return agentId;
+        }
+
+        _agentByToken.TryRemove(KeyValuePair.Create(key, agentId));
+        return null;
+    }
+
+    /// <summary>
+    /// Called by whatever changes an agent's session in this instance: what changed applies at once, and the tokens it
+    /// holds are known here without a lookup.
+    /// </summary>
+    public void Saved(int agentId, byte[]? tokenHash, byte[]? previousTokenHash)
+    {
+        Forget(agentId);
+        foreach (var hash in (byte[]?[])[tokenHash, previousTokenHash])
+        {
+            if (hash is not null)
+            {
+                _agentByToken[Convert.ToBase64String(hash)] = agentId;
+            }
+        }
+    }
+
+    private async ValueTask<bool> IsAuthorizedAsync(int agentId, byte[] hash, TimeSpan cacheFor, CancellationToken cancellationToken)
+    {
         var now = time.GetUtcNow();
         if (!_cache.TryGetValue(agentId, out var cached) || now - cached.LoadedAt >= cacheFor
             || (!cached.Accepts(hash, now) && now - cached.LoadedAt >= MinReloadInterval))

@@ -23,6 +23,31 @@ internal sealed class CallbackOptions
     /// </summary>
     public TimeSpan SessionCacheTtl { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How many queries a second this instance may make to find the agents of service tokens it does not know (each query
+    /// covers every such token waiting, up to 1,000). Bounds what strangers with made-up tokens cost the database.
+    /// </summary>
+    public int TokenLookupsPerSecond { get; set; } = 4;
+
+    /// <summary>How long a token found in no session is answered 401 without asking the database again.</summary>
+    public TimeSpan UnknownTokenMemory { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Refused pushes a second allowed from one client address (a token bucket of <see cref="RefusalBurst"/>); past that its
+    /// refusals are answered 429 at once. Only refusals count: accepted pushes from the same address are never limited.
+    /// </summary>
+    public int RefusalsPerSecondPerAddress { get; set; } = 10;
+
+    public int RefusalBurst { get; set; } = 50;
+
+    /// <summary>Longest a push's body may take to arrive, from the end of its headers; after it the push is answered 408.</summary>
+    public TimeSpan BodyTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Slowest a push's body may arrive after <see cref="MinBodyRateGrace"/>: Kestrel then drops the connection.</summary>
+    public int MinBodyBytesPerSecond { get; set; } = 4096;
+
+    public TimeSpan MinBodyRateGrace { get; set; } = TimeSpan.FromSeconds(2);
+
     public static IEnumerable<string> Validate(CallbackOptions o)
     {
         if (o.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
@@ -43,6 +68,31 @@ internal sealed class CallbackOptions
         if (o.SessionCacheTtl < TimeSpan.Zero)
         {
             yield return "Callbacks__SessionCacheTtl must not be negative.";
+        }
+
+        if (o.TokenLookupsPerSecond is < 1 or > 1000)
+        {
+            yield return "Callbacks__TokenLookupsPerSecond must be between 1 and 1000.";
+        }
+
+        if (o.UnknownTokenMemory < TimeSpan.Zero)
+        {
+            yield return "Callbacks__UnknownTokenMemory must not be negative.";
+        }
+
+        if (o.RefusalsPerSecondPerAddress < 1 || o.RefusalBurst < 1)
+        {
+            yield return "Callbacks__RefusalsPerSecondPerAddress and Callbacks__RefusalBurst must be at least 1.";
+        }
+
+        if (o.BodyTimeout <= TimeSpan.Zero)
+        {
+            yield return "Callbacks__BodyTimeout must be positive.";
+        }
+
+        if (o.MinBodyBytesPerSecond < 0 || o.MinBodyRateGrace <= TimeSpan.FromSeconds(1))
+        {
+            yield return "Callbacks__MinBodyBytesPerSecond must not be negative (0 turns the check off) and Callbacks__MinBodyRateGrace must be longer than 00:00:01.";
         }
     }
 }

@@ -1,6 +1,8 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace CallbackHub.Callbacks;
 
@@ -8,7 +10,8 @@ namespace CallbackHub.Callbacks;
 /// Parses and validates a push body (docs/gateway-protocol.md §6). Strict where a mistake would store the wrong thing
 /// (agent ids, event types, timestamps), lenient where the gateway's versions differ: <c>content</c> may be
 /// any JSON value or absent (stored as null), an item's <c>workNo</c> may be absent (it is the batch's),
-/// <c>eventGenTime</c> may be absent, a number or a numeric string.
+/// <c>eventGenTime</c> may be absent, a number or a numeric string. Whatever it accepts can be stored: the body is valid
+/// UTF-8, event types are printable text, and content is what <see cref="StorableJson"/> lets through.
 /// </summary>
 internal static class PushParser
 {
@@ -25,6 +28,14 @@ internal static class PushParser
     public static bool TryParse(ReadOnlyMemory<byte> body, out PushBatch batch, out PushRejection rejection)
     {
         batch = null!;
+        // JSON text is UTF-8 (RFC 8259), and the parser only checks the bytes of what it decodes: a broken sequence in a name
+        // nobody reads would otherwise pass.
+        if (!Utf8.IsValid(body.Span))
+        {
+            rejection = PushRejection.BadRequest("The body is not valid UTF-8 (Content-Type says charset=UTF-8).");
+            return false;
+        }
+
         JsonDocument document;
         try
         {
@@ -38,7 +49,17 @@ internal static class PushParser
 
         using (document)
         {
-            var error = TryRead(document.RootElement, out batch);
+            string? error;
+            try
+            {
+                error = TryRead(document.RootElement, out batch);
+            }
+            catch (InvalidOperationException e)
+            {
+                // Names are decoded to be compared: one holding an escaped lone surrogate cannot be (content's are normalised).
+                error = $"The body holds a name that is not valid text: {e.Message}";
+            }
+
             rejection = error is null ? null! : PushRejection.BadRequest(error);
             return error is null;
         }
@@ -87,7 +108,7 @@ internal static class PushParser
             index++;
         }
 
-        batch = new PushBatch(agentId, events, Fingerprint(agentId, events));
+        batch = new PushBatch(agentId, events, PrefixHashes(agentId, events));
         return null;
     }
 
@@ -99,10 +120,25 @@ internal static class PushParser
             return $"eventList[{index}] must be an object.";
         }
 
-        if (!item.TryGetProperty("eventType", out var type) || type.ValueKind != JsonValueKind.String
-            || type.GetString() is not { Length: > 0 and <= MaxEventTypeLength } eventType)
+        if (!item.TryGetProperty("eventType", out var type) || type.ValueKind != JsonValueKind.String)
         {
             return $"eventList[{index}].eventType is missing or is not a string of 1 to {MaxEventTypeLength} characters.";
+        }
+
+        if (TryGetText(type) is not { } eventType)
+        {
+            return $"eventList[{index}].eventType is not valid text: it holds an escaped lone UTF-16 surrogate.";
+        }
+
+        if (eventType.Length is 0 or > MaxEventTypeLength)
+        {
+            return $"eventList[{index}].eventType is missing or is not a string of 1 to {MaxEventTypeLength} characters.";
+        }
+
+        // It names the event in routing keys and logs: printable text only (a NUL cannot even be stored).
+        if (eventType.Any(char.IsControl))
+        {
+            return $"eventList[{index}].eventType must be printable text: it holds a control character.";
         }
 
         if (item.TryGetProperty("workNo", out var itemWorkNo)
@@ -122,9 +158,31 @@ internal static class PushParser
             generatedAt = DateTimeOffset.FromUnixTimeMilliseconds(millis);
         }
 
-        var content = item.TryGetProperty("content", out var c) ? ToStorableJson(c) : "null";
+        var content = "null";
+        if (item.TryGetProperty("content", out var c))
+        {
+            content = StorableJson.Normalise(JsonMarshal.GetRawUtf8Value(c), out var unstorable)!;
+            if (unstorable is not null)
+            {
+                return $"eventList[{index}].content cannot be stored: {unstorable}";
+            }
+        }
+
         pushed = new PushedEvent(eventType, generatedAt, content);
         return null;
+    }
+
+    /// <summary>The string's text, or null where it is not text (an escaped lone surrogate cannot be decoded).</summary>
+    private static string? TryGetText(JsonElement element)
+    {
+        try
+        {
+            return element.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     private static bool TryReadAgentId(JsonElement element, out int agentId)
@@ -132,7 +190,7 @@ internal static class PushParser
         agentId = 0;
         var parsed = element.ValueKind switch
         {
-            JsonValueKind.String => int.TryParse(element.GetString(), System.Globalization.NumberStyles.None, null, out agentId),
+            JsonValueKind.String => int.TryParse(TryGetText(element), System.Globalization.NumberStyles.None, null, out agentId),
             JsonValueKind.Number => element.TryGetInt32(out agentId),
             _ => false,
         };
@@ -145,41 +203,36 @@ internal static class PushParser
         var parsed = element.ValueKind switch
         {
             JsonValueKind.Number => element.TryGetInt64(out millis),
-            JsonValueKind.String => long.TryParse(element.GetString(), System.Globalization.NumberStyles.None, null, out millis),
+            JsonValueKind.String => long.TryParse(TryGetText(element), System.Globalization.NumberStyles.None, null, out millis),
             _ => false,
         };
         return parsed && millis >= MinGenTime && millis < MaxGenTime;
     }
 
     /// <summary>
-    /// The content exactly as sent, except that PostgreSQL's jsonb cannot hold the NUL character: an escaped
-    /// <c>\u0000</c> becomes U+FFFD rather than making the event impossible to store (and so lost).
+    /// What identifies a re-send, for each prefix of the batch: entry k − 1 is the hash of the agent and of the first k
+    /// events' type, generation time and content, in order — a chain, so entry k − 1 of a retry that appended events to a
+    /// batch equals the last entry of that batch. Headers (Guid, token) are left out on purpose: the gateway may rotate
+    /// them between retries.
     /// </summary>
-    private static string ToStorableJson(JsonElement content)
+    private static byte[][] PrefixHashes(int agentId, PushedEvent[] events)
     {
-        var raw = content.GetRawText();
-        return raw.Contains("\\u0000", StringComparison.Ordinal) ? raw.Replace("\\u0000", "\\ufffd", StringComparison.Ordinal) : raw;
-    }
-
-    /// <summary>
-    /// What identifies a re-send: the agent and every event's type, generation time and content, in order.
-    /// Headers (Guid, token) are left out on purpose: the gateway may rotate them between retries.
-    /// </summary>
-    private static byte[] Fingerprint(int agentId, PushedEvent[] events)
-    {
+        var hashes = new byte[events.Length][];
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         Span<byte> number = stackalloc byte[8];
         BitConverter.TryWriteBytes(number, (long)agentId);
         hash.AppendData(number);
-        foreach (var e in events)
+        for (var i = 0; i < events.Length; i++)
         {
+            var e = events[i];
             BitConverter.TryWriteBytes(number, e.GeneratedAt?.ToUnixTimeMilliseconds() ?? long.MinValue);
             hash.AppendData(number);
             AppendString(hash, e.EventType);
             AppendString(hash, e.ContentJson);
+            hashes[i] = hash.GetCurrentHash();
         }
 
-        return hash.GetHashAndReset();
+        return hashes;
     }
 
     private static void AppendString(IncrementalHash hash, string value)

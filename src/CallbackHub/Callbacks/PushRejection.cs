@@ -13,4 +13,7 @@ internal sealed record PushRejection(int StatusCode, string Retcode, string Mess
     public static PushRejection BadRequest(string message) => new(StatusCodes.Status400BadRequest, InvalidParameter, message, "malformed");
 
     public static PushRejection Unauthorized(string message) => new(StatusCodes.Status401Unauthorized, InvalidParameter, message, "unauthorized");
+
+    /// <summary>The sender's doing, not ours (4xx): counted against its address by <see cref="RefusalLimiter"/>.</summary>
+    public bool IsRefusal => StatusCode is >= 400 and < 500;
 }

@@ -15,6 +15,7 @@ internal sealed class CallbackHubMetrics
     private readonly Counter<long> _eventsStored;
     private readonly Counter<long> _eventsPublished;
     private readonly Counter<long> _pushesRejected;
+    private readonly Counter<long> _tokenLookups;
     private readonly Counter<long> _duplicatesDropped;
     private readonly Histogram<double> _gatewayCallDuration;
     private readonly Counter<long> _gatewayCallErrors;
@@ -28,6 +29,7 @@ internal sealed class CallbackHubMetrics
         _eventsStored = meter.CreateCounter<long>("callbackhub.events.stored", "{event}", "Events committed to PostgreSQL.");
         _eventsPublished = meter.CreateCounter<long>("callbackhub.events.published", "{event}", "Events confirmed by RabbitMQ.");
         _pushesRejected = meter.CreateCounter<long>("callbackhub.pushes.rejected", "{push}", "Pushes refused, by reason.");
+        _tokenLookups = meter.CreateCounter<long>("callbackhub.token.lookups", "{token}", "Service tokens this instance did not know, by what became of them (found, unknown, remembered-unknown, not-waited, overflow).");
         _duplicatesDropped = meter.CreateCounter<long>("callbackhub.events.duplicates_dropped", "{event}", "Events in re-sent batches that were recognised and dropped.");
         _gatewayCallDuration = meter.CreateHistogram<double>("callbackhub.gateway.call.duration", "s", "Duration of calls to the CC-Gateway, by operation and outcome.");
         _gatewayCallErrors = meter.CreateCounter<long>("callbackhub.gateway.call.errors", "{call}", "Gateway calls that failed or were refused, by operation and retcode.");
@@ -40,6 +42,7 @@ internal sealed class CallbackHubMetrics
     public void EventsPublished(int count) => _eventsPublished.Add(count);
     public void PushRejected(string reason) => _pushesRejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
     public void DuplicatesDropped(int count) => _duplicatesDropped.Add(count);
+    public void TokenLookup(string outcome) => _tokenLookups.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 
     public void GatewayCall(string operation, string outcome, TimeSpan duration)
     {

@@ -6,10 +6,10 @@ using NpgsqlTypes;
 
 namespace CallbackHub.Outbox;
 
-internal enum AppendOutcome
+/// <summary>What became of a push: how many of its events were stored, and how many were recognised as already stored.</summary>
+internal readonly record struct AppendOutcome(int Stored, int AlreadyStored)
 {
-    Stored,
-    Duplicate,
+    public bool IsDuplicate => Stored == 0;
 }
 
 /// <summary>
@@ -17,31 +17,55 @@ internal enum AppendOutcome
 /// together (a group commit: one transaction, one round trip, one WAL flush for up to <see cref="OutboxOptions.MaxPushesPerCommit"/>
 /// pushes) by <see cref="OutboxOptions.CommitWriters"/> writers. Each push is one statement that takes its agent's stream
 /// row lock (so an agent's pushes are numbered in commit order, gap-free — arrival order, as the gateway sends an agent's
-/// next push only after this one's answer), drops the batch if it is the re-send of the
-/// agent's last accepted batch, and inserts the events. Nothing here updates an event row. A group that fails for a reason
+/// next push only after this one's answer), skips the events that are a re-send of the agent's last accepted batch (the
+/// whole batch, when it is that batch again; its first events, when it is that batch with newer events appended), and
+/// inserts the rest. Nothing here updates an event row. A group that fails for a reason
 /// other than the connection is committed again push by push, so one push's bad row never fails the others.
 /// </summary>
 internal sealed partial class EventStore : IAsyncDisposable
 {
+    // $2 holds one fingerprint per prefix of the batch ($2[k] covers its first k events). The batch starts with the last
+    // accepted one when its fingerprint of that many events is the one remembered: those events are skipped (all of them, for
+    // an identical re-send). One row comes back per stored event, or one with a null sequence when nothing new was stored;
+    // none means the agent has no stream row yet. The skip is kept in the row because RETURNING sees only new values.
     private const string AppendSql = """
         WITH stream AS (
             UPDATE agent_streams
-            SET last_sequence = last_sequence + cardinality($3::text[]), last_batch_hash = $2, last_batch_at = $7
-            WHERE agent_id = $1 AND NOT (last_batch_hash IS NOT DISTINCT FROM $2 AND last_batch_at > $8)
-            RETURNING last_sequence - cardinality($3::text[]) AS base
+            SET last_batch_skipped = CASE
+                    WHEN last_batch_at > $8 AND last_batch_count BETWEEN 1 AND cardinality($3::text[])
+                         AND last_batch_hash = ($2::bytea[])[last_batch_count]
+                    THEN last_batch_count ELSE 0 END,
+                last_sequence = last_sequence + cardinality($3::text[]) - CASE
+                    WHEN last_batch_at > $8 AND last_batch_count BETWEEN 1 AND cardinality($3::text[])
+                         AND last_batch_hash = ($2::bytea[])[last_batch_count]
+                    THEN last_batch_count ELSE 0 END,
+                last_batch_hash = ($2::bytea[])[cardinality($3::text[])],
+                last_batch_count = cardinality($3::text[]),
+                last_batch_at = $7
+            WHERE agent_id = $1
+            RETURNING last_sequence, last_batch_skipped
+        ),
+        inserted AS (
+            INSERT INTO agent_events (event_id, agent_id, sequence, event_type, content, event_gen_time, received_at)
+            SELECT e.event_id, $1, stream.last_sequence - cardinality($3::text[]) + e.ord, e.event_type, e.content::jsonb, e.gen, $7
+            FROM stream, unnest($3::text[], $4::text[], $5::timestamptz[], $6::uuid[])
+                WITH ORDINALITY AS e(event_type, content, gen, event_id, ord)
+            WHERE e.ord > stream.last_batch_skipped
+            RETURNING sequence, content::text
         )
-        INSERT INTO agent_events (event_id, agent_id, sequence, event_type, content, event_gen_time, received_at)
-        SELECT e.event_id, $1, stream.base + e.ord, e.event_type, e.content::jsonb, e.gen, $7
-        FROM stream, unnest($3::text[], $4::text[], $5::timestamptz[], $6::uuid[])
-            WITH ORDINALITY AS e(event_type, content, gen, event_id, ord)
-        RETURNING sequence, content::text
+        SELECT stream.last_batch_skipped, inserted.sequence, inserted.content
+        FROM stream LEFT JOIN inserted ON true
         """;
 
-    private const string EnsureStreamSql = "INSERT INTO agent_streams (agent_id, last_sequence) VALUES ($1, 0) ON CONFLICT DO NOTHING";
+    // A stream row made late (after a sign-in cut short, or in a database restored without it) numbers on from the agent's
+    // stored events, and leaves them all to be published (again, at worst: never lost).
+    private const string NewStreamSql = "SELECT $1, coalesce(max(sequence), 0) FROM agent_events WHERE agent_id = $1";
 
-    private const string StartSessionSql = """
-        INSERT INTO agent_streams (agent_id, last_sequence) VALUES ($1, 0)
-        ON CONFLICT (agent_id) DO UPDATE SET last_batch_hash = NULL, last_batch_at = NULL
+    private const string EnsureStreamSql = $"INSERT INTO agent_streams (agent_id, last_sequence) {NewStreamSql} ON CONFLICT DO NOTHING";
+
+    private const string StartSessionSql = $"""
+        INSERT INTO agent_streams (agent_id, last_sequence) {NewStreamSql}
+        ON CONFLICT (agent_id) DO UPDATE SET last_batch_hash = NULL, last_batch_count = NULL, last_batch_at = NULL
         """;
 
     // Callers stop waiting at their own deadline (Callbacks__StoreTimeout); this bounds a commit stuck on a dead connection.
@@ -64,7 +88,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         _writers = [.. Enumerable.Range(0, options.Value.CommitWriters).Select(_ => Task.Run(WriteAsync))];
     }
 
-    /// <summary>Stores the push; completes once it is committed (or recognised as a re-send of the last one).</summary>
+    /// <summary>Stores the push; completes once its new events are committed (or it is recognised as a re-send).</summary>
     public async Task<AppendOutcome> AppendAsync(
         PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, CancellationToken cancellationToken)
     {
@@ -168,11 +192,10 @@ internal sealed partial class EventStore : IAsyncDisposable
         // wait on each other in a cycle.
         var ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
         using var timeout = new CancellationTokenSource(CommitTimeout);
-        // The first sequence each push got (0: none, a re-send); its events are numbered from there in order. The content
-        // comes back as PostgreSQL stores it (jsonb's own spelling), so a message is the same byte for byte whether it is
-        // sent from here or read back from the table later.
-        var firsts = new long[ordered.Count];
-        var contents = new string[ordered.Count][];
+        // What each push got: its first new sequence (its events from the skipped ones on are numbered from there, in order),
+        // or no row at all when the agent has no stream row. The content comes back as PostgreSQL stores it (jsonb's own
+        // spelling), so a message is the same byte for byte whether it is sent from here or read back from the table later.
+        var results = new AppendResult?[ordered.Count];
         await using (var connection = await _dataSource.OpenConnectionAsync(timeout.Token))
         {
             // Without an explicit transaction the statements of one batch run in one implicit transaction: one commit.
@@ -188,16 +211,19 @@ internal sealed partial class EventStore : IAsyncDisposable
             await using var reader = await batch.ExecuteReaderAsync(timeout.Token);
             for (var i = 0; i < ordered.Count; i++)
             {
-                var first = long.MaxValue;
+                var skipped = -1;
                 var stored = new List<(long Sequence, string Content)>(ordered[i].Batch.Events.Count);
                 while (await reader.ReadAsync(timeout.Token))
                 {
-                    stored.Add((reader.GetInt64(0), reader.GetString(1)));
-                    first = Math.Min(first, stored[^1].Sequence);
+                    skipped = reader.GetInt32(0);
+                    if (!reader.IsDBNull(1))
+                    {
+                        stored.Add((reader.GetInt64(1), reader.GetString(2)));
+                    }
                 }
 
-                firsts[i] = first == long.MaxValue ? 0 : first;
-                contents[i] = [.. stored.OrderBy(e => e.Sequence).Select(e => e.Content)];
+                results[i] = skipped < 0 ? null : new AppendResult(skipped, stored.Count == 0 ? 0 : stored.Min(e => e.Sequence),
+                    [.. stored.OrderBy(e => e.Sequence).Select(e => e.Content)]);
                 await reader.NextResultAsync(timeout.Token);
             }
         }
@@ -208,10 +234,10 @@ internal sealed partial class EventStore : IAsyncDisposable
         var committed = new List<CommittedPush>(ordered.Count);
         for (var i = 0; i < ordered.Count; i++)
         {
-            if (firsts[i] > 0)
+            if (results[i] is { Contents.Length: > 0 } result)
             {
                 var pending = ordered[i];
-                committed.Add(new CommittedPush(pending.Batch, firsts[i], pending.ReceivedAt, pending.EventIds, contents[i]));
+                committed.Add(new CommittedPush(pending.Batch, result.Skipped, result.FirstSequence, pending.ReceivedAt, pending.EventIds, result.Contents));
             }
         }
 
@@ -219,19 +245,21 @@ internal sealed partial class EventStore : IAsyncDisposable
         for (var i = 0; i < ordered.Count; i++)
         {
             var pending = ordered[i];
-            if (firsts[i] > 0)
+            if (results[i] is { } result)
             {
-                pending.Outcome.TrySetResult(AppendOutcome.Stored);
+                pending.Outcome.TrySetResult(new AppendOutcome(result.Contents.Length, result.Skipped));
             }
-            else if (await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token))
+            else if (!pending.StreamEnsured)
             {
-                // First push ever for an agent whose stream row was not made at sign-in (e.g. a database restored from
-                // before it existed): now it exists, so try once more.
+                // The agent has no stream row (sign-in did not get to make it, or the database was restored from before it):
+                // make it, whoever wins the race to, and append again. Two different first pushes are then both stored.
+                await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token);
+                pending.StreamEnsured = true;
                 await CommitAsync([pending]);
             }
             else
             {
-                pending.Outcome.TrySetResult(AppendOutcome.Duplicate);
+                pending.Outcome.TrySetException(new InvalidOperationException($"The stream row of agent {pending.Batch.AgentId} vanished while its push was stored."));
             }
         }
     }
@@ -253,7 +281,7 @@ internal sealed partial class EventStore : IAsyncDisposable
 
         var append = new NpgsqlBatchCommand(AppendSql);
         append.Parameters.Add(new NpgsqlParameter<int> { TypedValue = batch.AgentId });
-        append.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = batch.Fingerprint });
+        append.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = [.. batch.PrefixHashes], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
         append.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         append.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = contents, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         append.Parameters.Add(new NpgsqlParameter<DateTimeOffset?[]> { TypedValue = generated, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
@@ -285,6 +313,9 @@ internal sealed partial class EventStore : IAsyncDisposable
         // Version 7: time-ordered, so the unique index on event_id stays compact under a steady insert rate.
         public Guid[] EventIds { get; } = [.. batch.Events.Select(_ => Guid.CreateVersion7(receivedAt))];
         public bool CallerGaveUp => CallerToken.IsCancellationRequested;
+
+        /// <summary>Set once the agent's stream row was made for this push: a second miss is an error, not a loop.</summary>
+        public bool StreamEnsured { get; set; }
         public TaskCompletionSource<AppendOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
@@ -292,11 +323,21 @@ internal sealed partial class EventStore : IAsyncDisposable
     private partial void LogGroupSplit(int count, string reason);
 }
 
-/// <summary>A push as committed: its events were numbered from <see cref="FirstSequence"/> on, in order.</summary>
-internal sealed record CommittedPush(PushBatch Batch, long FirstSequence, DateTimeOffset ReceivedAt, Guid[] EventIds, string[] StoredContents)
+/// <summary>
+/// A push as committed: its events from <see cref="Skipped"/> on (the ones before were stored by an earlier push it
+/// re-sends) were numbered from <see cref="FirstSequence"/> on, in order.
+/// </summary>
+internal sealed record CommittedPush(
+    PushBatch Batch, int Skipped, long FirstSequence, DateTimeOffset ReceivedAt, Guid[] EventIds, string[] StoredContents)
 {
     public int AgentId => Batch.AgentId;
 
-    public IEnumerable<OutboxEvent> Events() => Batch.Events.Select((e, i) =>
-        new OutboxEvent(EventIds[i], Batch.AgentId, FirstSequence + i, e.EventType, StoredContents[i], e.GeneratedAt, ReceivedAt));
+    public IEnumerable<OutboxEvent> Events() => StoredContents.Select((content, i) =>
+    {
+        var e = Batch.Events[Skipped + i];
+        return new OutboxEvent(EventIds[Skipped + i], Batch.AgentId, FirstSequence + i, e.EventType, content, e.GeneratedAt, ReceivedAt);
+    });
 }
+
+/// <summary>One append's answer from the database: how many leading events it skipped, and the ones it stored.</summary>
+internal sealed record AppendResult(int Skipped, long FirstSequence, string[] Contents);

@@ -36,6 +36,8 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.LastSequence).HasColumnName("last_sequence");
             e.Property(x => x.LastBatchHash).HasColumnName("last_batch_hash");
             e.Property(x => x.LastBatchAt).HasColumnName("last_batch_at");
+            e.Property(x => x.LastBatchCount).HasColumnName("last_batch_count");
+            e.Property(x => x.LastBatchSkipped).HasColumnName("last_batch_skipped");
             e.Property(x => x.PublishedSequence).HasColumnName("published_sequence");
             e.Property(x => x.PublishError).HasColumnName("publish_error");
             // The agents with something to publish: small however many agents there are, and what every outbox round reads.
@@ -71,6 +73,9 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.LastError).HasColumnName("last_error");
             // The keeper's questions: which sessions does this instance own, which are free.
             e.HasIndex(x => x.OwnerInstance).HasDatabaseName("ix_agent_sessions_owner_instance");
+            // A push is authenticated by its token before its body is read: the token's hash finds the session.
+            e.HasIndex(x => x.TokenHash).HasDatabaseName("ix_agent_sessions_token_hash");
+            e.HasIndex(x => x.PreviousTokenHash).HasDatabaseName("ix_agent_sessions_previous_token_hash");
         });
 
         model.Entity<KeeperInstance>(e =>

@@ -54,6 +54,24 @@ public sealed class WebhookHardeningTests(PostgresFixture postgres, RabbitMqFixt
     }
 
     [Fact]
+    public async Task Without_eventGenTime_a_new_batch_that_repeats_the_last_one_loses_nothing_and_an_identical_one_is_still_dropped()
+    {
+        var token = await SignInAsync();
+        await Database.WaitForRowsAsync(SignInEvents, Agent);
+        const string Ready = """{"eventType":"AgentState_Ready","workNo":"1001","content":null}""";
+        const string Busy = """{"eventType":"AgentState_Busy","workNo":"1001","content":null}""";
+
+        // An older gateway (no eventGenTime): Ready, then Ready again followed by Busy is a real sequence, not a retry.
+        using var ready = await PostAsync(Body(Ready), token);
+        using var readyAndBusy = await PostAsync(Body(Ready, Busy), token);
+        using var identical = await PostAsync(Body(Ready, Busy), token);
+
+        Assert.All([ready, readyAndBusy, identical], r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        var rows = (await EventRows.ReadAsync(Database, Agent)).Skip(SignInEvents).ToList();
+        Assert.Equal(["AgentState_Ready", "AgentState_Ready", "AgentState_Busy"], rows.Select(r => r.EventType));
+    }
+
+    [Fact]
     public async Task Two_different_first_pushes_racing_without_a_stream_row_are_both_stored()
     {
         var token = await SignInAsync();

@@ -39,8 +39,11 @@ internal sealed class SessionTokens(
 
     private readonly ConcurrentDictionary<int, CachedTokens> _cache = new();
 
-    // Token hash (base64) → the agent it was accepted or issued for. Entries of retired tokens go when they are refused.
+    // Token hash (base64) → its agent, for the tokens each agent's session holds now as far as this instance knows
+    // (_hashesByAgent): an agent's retired hashes leave when its tokens are next read or saved, so the map stays at about
+    // two entries per agent however often tokens rotate.
     private readonly ConcurrentDictionary<string, int> _agentByToken = new();
+    private readonly ConcurrentDictionary<int, string[]> _hashesByAgent = new();
 
     /// <summary>
     /// The agent whose session accepts <paramref name="token"/> now, or null. A token not known here is looked up; without
@@ -50,6 +53,7 @@ internal sealed class SessionTokens(
     {
         var hash = ServiceToken.Hash(token);
         var key = Convert.ToBase64String(hash);
+        var justFound = false;
         if (!_agentByToken.TryGetValue(key, out var agentId))
         {
             if (await lookup.FindAsync(hash, mayWait, cancellationToken) is not { } found)
@@ -57,11 +61,11 @@ internal sealed class SessionTokens(
                 return null;
             }
 
-            agentId = found;
-            _agentByToken[key] = agentId;
+            (agentId, justFound) = (found, true);
         }
 
-        if (await IsAuthorizedAsync(agentId, hash, cacheFor, cancellationToken))
+        // A hash the database just gave for this agent is read afresh: the cached tokens may predate it.
+        if (await IsAuthorizedAsync(agentId, hash, justFound ? TimeSpan.Zero : cacheFor, cancellationToken))
         {
             return agentId;
         }
@@ -77,12 +81,23 @@ internal sealed class SessionTokens(
     public void Saved(int agentId, byte[]? tokenHash, byte[]? previousTokenHash)
     {
         Forget(agentId);
-        foreach (var hash in (byte[]?[])[tokenHash, previousTokenHash])
+        Holds(agentId, tokenHash, previousTokenHash);
+    }
+
+    /// <summary>Records the tokens <paramref name="agentId"/>'s session holds, and forgets the ones it no longer does.</summary>
+    private void Holds(int agentId, byte[]? current, byte[]? previous)
+    {
+        string[] now = [.. ((byte[]?[])[current, previous]).OfType<byte[]>().Select(Convert.ToBase64String)];
+        var before = _hashesByAgent.TryGetValue(agentId, out var held) ? held : [];
+        _hashesByAgent[agentId] = now;
+        foreach (var key in before.Except(now))
         {
-            if (hash is not null)
-            {
-                _agentByToken[Convert.ToBase64String(hash)] = agentId;
-            }
+            _agentByToken.TryRemove(KeyValuePair.Create(key, agentId));
+        }
+
+        foreach (var key in now)
+        {
+            _agentByToken[key] = agentId;
         }
     }
 
@@ -94,6 +109,7 @@ internal sealed class SessionTokens(
         {
             cached = await LoadAsync(agentId, now, cancellationToken);
             _cache[agentId] = cached;
+            Holds(agentId, cached.Current, cached.Previous);
         }
 
         if (!cached.Accepts(hash, now))

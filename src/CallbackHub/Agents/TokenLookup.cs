@@ -96,13 +96,21 @@ internal sealed partial class TokenLookup : IAsyncDisposable
             return null;
         }
 
-        var waiting = _waiting.GetOrAdd(key, static (_, h) => new Waiting(h), hash);
-        _wake.Writer.TryWrite(true);
         if (!wait)
         {
+            // Looked up only while there is room: a flood from senders past their budget never crowds out the ones waiting.
             _metrics.TokenLookup("not-waited");
+            if (_waiting.Count < MaxHashesPerQuery)
+            {
+                _waiting.GetOrAdd(key, static (_, h) => new Waiting(h), hash);
+                _wake.Writer.TryWrite(true);
+            }
+
             return null;
         }
+
+        var waiting = _waiting.GetOrAdd(key, static (_, h) => new Waiting(h), hash);
+        _wake.Writer.TryWrite(true);
 
         waiting.Waited = true;
         return await waiting.Found.Task.WaitAsync(cancellationToken);
@@ -155,8 +163,9 @@ internal sealed partial class TokenLookup : IAsyncDisposable
                 }
             }
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException && !stopping.IsCancellationRequested)
+        catch (Exception e) when (!stopping.IsCancellationRequested)
         {
+            // Whatever it was, only this batch fails (answered 503, so the gateway retries): the loop goes on.
             LogLookupFailed(e, batch.Count);
             foreach (var (key, waiting) in batch)
             {

@@ -105,14 +105,14 @@ internal sealed partial class PushReceiver(
                 $"Content-Type must be application/json (UTF-8); got '{request.ContentType}'.", "content-type");
         }
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(options.Value.StoreTimeout);
         int agentId;
         try
         {
+            using var authTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            authTimeout.CancelAfter(options.Value.StoreTimeout);
             // The token alone says whose push this is, before a byte of the body is read.
             var mayWait = refusals.HasBudget(http.Connection.RemoteIpAddress);
-            if (await tokens.AuthenticateAsync(token, options.Value.SessionCacheTtl, mayWait, timeout.Token) is not { } authenticated)
+            if (await tokens.AuthenticateAsync(token, options.Value.SessionCacheTtl, mayWait, authTimeout.Token) is not { } authenticated)
             {
                 return PushRejection.Unauthorized($"The {TokenHeader} is not the token of any signed-in agent.");
             }
@@ -141,6 +141,9 @@ internal sealed partial class PushReceiver(
             return PushRejection.Unauthorized($"The {TokenHeader} is not the current token of signed-in agent {batch.AgentId}.");
         }
 
+        // The store's deadline starts now: the time the body took to arrive is not the database's.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.Value.StoreTimeout);
         try
         {
             metrics.EventsReceived(batch.Events.Count);
@@ -198,8 +201,9 @@ internal sealed partial class PushReceiver(
             await scope.ServiceProvider.GetRequiredService<Agents.SessionKeeping>().SignedOutByGatewayAsync(
                 agentId, Agents.LoginTimes.Read(contentJson), CancellationToken.None);
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+        catch (Exception e)
         {
+            // Whatever went wrong (EF's DbUpdateException included), the push is answered as stored: it was.
             LogMarkLostFailed(e, agentId);
         }
     }

@@ -24,21 +24,25 @@ internal readonly record struct AppendOutcome(int Stored, int AlreadyStored)
 /// </summary>
 internal sealed partial class EventStore : IAsyncDisposable
 {
-    // $2 holds one fingerprint per prefix of the batch ($2[k] covers its first k events). The batch starts with the last
-    // accepted one when its fingerprint of that many events is the one remembered: those events are skipped (all of them, for
-    // an identical re-send). One row comes back per stored event, or one with a null sequence when nothing new was stored;
-    // none means the agent has no stream row yet. The skip is kept in the row because RETURNING sees only new values.
-    private const string AppendSql = """
+    // How many of the batch's first events were stored already. $2 holds one fingerprint per prefix of the batch ($2[k]
+    // covers its first k events; the whole batch's is the one every version of CallbackHub remembered). Within the window:
+    // all of them when the batch is the last accepted one again; its first last_batch_count when it starts with that batch
+    // and those events carry eventGenTime ($9 = how many leading events do) — without it a genuinely new batch that
+    // repeats the last one's events (Ready, then Ready and Busy) would lose them, and a duplicate beats a loss.
+    private const string SkipSql = """
+        CASE WHEN last_batch_at IS NULL OR last_batch_at <= $8 THEN 0
+             WHEN last_batch_hash = ($2::bytea[])[cardinality($3::text[])] THEN cardinality($3::text[])
+             WHEN last_batch_count BETWEEN 1 AND $9 AND last_batch_hash = ($2::bytea[])[last_batch_count] THEN last_batch_count
+             ELSE 0 END
+        """;
+
+    // One row comes back per stored event, or one with a null sequence when nothing new was stored; none means the agent
+    // has no stream row yet. The skip is kept in the row because RETURNING sees only new values.
+    private const string AppendSql = $"""
         WITH stream AS (
             UPDATE agent_streams
-            SET last_batch_skipped = CASE
-                    WHEN last_batch_at > $8 AND last_batch_count BETWEEN 1 AND cardinality($3::text[])
-                         AND last_batch_hash = ($2::bytea[])[last_batch_count]
-                    THEN last_batch_count ELSE 0 END,
-                last_sequence = last_sequence + cardinality($3::text[]) - CASE
-                    WHEN last_batch_at > $8 AND last_batch_count BETWEEN 1 AND cardinality($3::text[])
-                         AND last_batch_hash = ($2::bytea[])[last_batch_count]
-                    THEN last_batch_count ELSE 0 END,
+            SET last_batch_skipped = {SkipSql},
+                last_sequence = last_sequence + cardinality($3::text[]) - {SkipSql},
                 last_batch_hash = ($2::bytea[])[cardinality($3::text[])],
                 last_batch_count = cardinality($3::text[]),
                 last_batch_at = $7
@@ -288,6 +292,13 @@ internal sealed partial class EventStore : IAsyncDisposable
         append.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
         append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt });
         append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt - duplicateWindow });
+        var timed = 0;
+        while (timed < count && generated[timed] is not null)
+        {
+            timed++;
+        }
+
+        append.Parameters.Add(new NpgsqlParameter<int> { TypedValue = timed });
         return append;
     }
 

@@ -26,7 +26,9 @@ public sealed partial class ObservabilityTests(PostgresFixture postgres, RabbitM
         var ready = await EventuallyAsync(() => HealthAsync("/health/ready"), h => h.Status == HttpStatusCode.OK);
         Assert.Equal(["outbox", "postgres", "rabbitmq"], ready.Body["checks"]!.AsObject().Select(c => c.Key).Order());
 
-        var metrics = await EventuallyAsync(MetricsAsync, m => Gauge(m, "callbackhub_sessions", "state=\"active\"") == 1);
+        // The gauges are read every Outbox__StatusRefresh: wait for a reading taken after the events were published.
+        var metrics = await EventuallyAsync(MetricsAsync,
+            m => Gauge(m, "callbackhub_sessions", "state=\"active\"") == 1 && Gauge(m, "callbackhub_outbox_backlog") == 0);
         Assert.True(Gauge(metrics, "callbackhub_events_stored_total") >= 2);
         Assert.Equal(0, Gauge(metrics, "callbackhub_outbox_backlog"));
         Assert.Contains("http_server_request_duration_seconds", metrics, StringComparison.Ordinal);

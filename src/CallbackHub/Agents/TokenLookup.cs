@@ -11,7 +11,8 @@ namespace CallbackHub.Agents;
 /// <summary>
 /// Finds the agent of a token hash this instance has not seen: one it was not issued here (another instance signed the agent
 /// in or rotated the token), or one made up. Hashes asked for meanwhile are looked up together in one indexed query, at most
-/// <see cref="CallbackOptions.TokenLookupsPerSecond"/> queries a second; a hash found in no session is remembered as
+/// <see cref="CallbackOptions.TokenLookupsPerSecond"/> queries a second (fewer, down to one per <see cref="MaxQuiet"/>, while
+/// every query finds only made-up tokens); a hash found in no session is remembered as
 /// unknown for <see cref="CallbackOptions.UnknownTokenMemory"/> (a real token is stored before the gateway is given it, so
 /// it is never unknown first). So a flood of wrong tokens costs the database a few small queries a second, whatever they
 /// name, and a real token this instance has not seen waits at most one interval. A sender already past its refusal budget
@@ -23,6 +24,11 @@ internal sealed partial class TokenLookup : IAsyncDisposable
     public const int MaxHashesPerQuery = 1000;
     public const int MaxWaiting = 20_000;
     private const int MaxRemembered = 200_000;
+
+    /// <summary>Longest pause between lookups while every one finds only made-up tokens.</summary>
+    public static readonly TimeSpan MaxQuiet = TimeSpan.FromSeconds(2);
+
+    private TimeSpan _quiet;
 
     private const string LookupSql = """
         SELECT agent_id, token_hash, previous_token_hash FROM agent_sessions
@@ -127,7 +133,19 @@ internal sealed partial class TokenLookup : IAsyncDisposable
                 while (!_waiting.IsEmpty)
                 {
                     using var permit = await _queries.AcquireAsync(1, stopping);
-                    await LookUpAsync(_waiting.Take(MaxHashesPerQuery).ToList(), stopping);
+                    // Pushes that wait come first; the ones answered already fill what room is left.
+                    var batch = _waiting.OrderByDescending(w => w.Value.Waited).Take(MaxHashesPerQuery).ToList();
+                    if (await LookUpAsync(batch, stopping))
+                    {
+                        _quiet = TimeSpan.Zero;
+                    }
+                    else
+                    {
+                        // Nothing but made-up tokens: someone is guessing. Ask less often the longer it goes on (up to
+                        // MaxQuiet between queries); the first real token found brings the full rate back.
+                        _quiet = TimeSpan.FromTicks(Math.Clamp(_quiet.Ticks * 2, TimeSpan.FromMilliseconds(250).Ticks, MaxQuiet.Ticks));
+                        await Task.Delay(_quiet, _time, stopping);
+                    }
                 }
             }
         }
@@ -136,7 +154,8 @@ internal sealed partial class TokenLookup : IAsyncDisposable
         }
     }
 
-    private async Task LookUpAsync(List<KeyValuePair<string, Waiting>> batch, CancellationToken stopping)
+    /// <summary>Looks the batch up; true if it found any of them (or failed: not a sign of guessing).</summary>
+    private async Task<bool> LookUpAsync(List<KeyValuePair<string, Waiting>> batch, CancellationToken stopping)
     {
         var found = new Dictionary<string, int>();
         try
@@ -173,7 +192,7 @@ internal sealed partial class TokenLookup : IAsyncDisposable
                 waiting.Found.TrySetException(e);
             }
 
-            return;
+            return true;
         }
 
         if (_unknownUntil.Count > MaxRemembered)
@@ -207,6 +226,8 @@ internal sealed partial class TokenLookup : IAsyncDisposable
                 waiting.Found.TrySetResult(null);
             }
         }
+
+        return found.Count > 0;
     }
 
     public async ValueTask DisposeAsync()

@@ -25,6 +25,8 @@ public sealed class WebhookFuzzTests(PostgresFixture postgres, RabbitMqFixture r
         // Every refusal says why (the per-address limit would answer most of them 429, unread).
         ["Callbacks:RefusalsPerSecondPerAddress"] = "1000000",
         ["Callbacks:RefusalBurst"] = "1000000",
+        // One push at a time: a made-up token should not wait for the lookups' pacing (tested in WebhookHardeningTests).
+        ["Callbacks:TokenLookupsPerSecond"] = "1000",
     };
 
     [Fact]

@@ -92,6 +92,12 @@ public sealed class ConfigurationTests
         Assert.Equal(poolSize, new Npgsql.NpgsqlConnectionStringBuilder(CallbackHub.Storage.DatabaseOptions.WithPoolBound(connectionString)).MaxPoolSize);
 
     [Theory]
+    [InlineData("Host=db;Username=u;Password=p", true)]
+    [InlineData("Host=db;Username=u;Password=p;No Reset On Close=false", false)]
+    public void Pooled_connections_are_not_reset_on_return_unless_the_connection_string_asks_for_it(string connectionString, bool noReset) =>
+        Assert.Equal(noReset, new Npgsql.NpgsqlConnectionStringBuilder(CallbackHub.Storage.DatabaseOptions.WithPoolBound(connectionString)).NoResetOnClose);
+
+    [Theory]
     [InlineData("amqp://guest:guest@rabbit:5672/", "rabbit", 5672, "/", "guest", "guest", false)]
     [InlineData("amqp://u:p%40ss@rabbit/", "rabbit", 5672, "/", "u", "p@ss", false)]
     [InlineData("amqps://u:p@rabbit/prod", "rabbit", 5671, "prod", "u", "p", true)]

@@ -12,7 +12,7 @@ namespace CallbackHub.Agents;
 /// Finds the agent of a token hash this instance has not seen: one it was not issued here (another instance signed the agent
 /// in or rotated the token), or one made up. Hashes asked for meanwhile are looked up together in one indexed query, at most
 /// <see cref="CallbackOptions.TokenLookupsPerSecond"/> queries a second (fewer, down to one per <see cref="MaxQuiet"/>, while
-/// every query finds only made-up tokens); a hash found in no session is remembered as
+/// every query of <see cref="GuessingBatch"/> or more finds only made-up tokens); a hash found in no session is remembered as
 /// unknown for <see cref="CallbackOptions.UnknownTokenMemory"/> (a real token is stored before the gateway is given it, so
 /// it is never unknown first). So a flood of wrong tokens costs the database a few small queries a second, whatever they
 /// name, and a real token this instance has not seen waits at most one interval. A sender already past its refusal budget
@@ -24,6 +24,9 @@ internal sealed partial class TokenLookup : IAsyncDisposable
     public const int MaxHashesPerQuery = 1000;
     public const int MaxWaiting = 20_000;
     private const int MaxRemembered = 200_000;
+
+    /// <summary>A query of at least this many tokens that finds none of them is taken for guessing.</summary>
+    public const int GuessingBatch = 8;
 
     /// <summary>Longest pause between lookups while every one finds only made-up tokens.</summary>
     public static readonly TimeSpan MaxQuiet = TimeSpan.FromSeconds(2);
@@ -135,16 +138,17 @@ internal sealed partial class TokenLookup : IAsyncDisposable
                     using var permit = await _queries.AcquireAsync(1, stopping);
                     // Pushes that wait come first; the ones answered already fill what room is left.
                     var batch = _waiting.OrderByDescending(w => w.Value.Waited).Take(MaxHashesPerQuery).ToList();
-                    if (await LookUpAsync(batch, stopping))
+                    if (await LookUpAsync(batch, stopping) || batch.Count < GuessingBatch)
                     {
                         _quiet = TimeSpan.Zero;
                     }
                     else
                     {
-                        // Nothing but made-up tokens: someone is guessing. Ask less often the longer it goes on (up to
-                        // MaxQuiet between queries); the first real token found brings the full rate back.
+                        // Many tokens at once and not one real: someone is guessing. Ask less often the longer it goes on
+                        // (up to MaxQuiet between queries); the first real token found brings the full rate back.
                         _quiet = TimeSpan.FromTicks(Math.Clamp(_quiet.Ticks * 2, TimeSpan.FromMilliseconds(250).Ticks, MaxQuiet.Ticks));
-                        await Task.Delay(_quiet, _time, stopping);
+                        // Real time, whatever clock the service runs on: this paces load, not the protocol.
+                        await Task.Delay(_quiet, stopping);
                     }
                 }
             }

@@ -13,6 +13,13 @@ internal sealed class CallbackOptions
     /// </summary>
     public TimeSpan DuplicateWindow { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Whether a push that starts with the agent's last accepted batch skips those events even when they carry no
+    /// <c>eventGenTime</c> (older gateways). Off: such a retry stores them again (a duplicate), because without generation
+    /// times a genuinely new batch can begin with the same events as the last one, and skipping them would lose events.
+    /// </summary>
+    public bool AppendedRetriesWithoutGenTime { get; set; }
+
     /// <summary>Longest a push waits for PostgreSQL before it is answered 503 (the gateway then retries).</summary>
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
 

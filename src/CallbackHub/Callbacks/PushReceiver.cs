@@ -147,7 +147,8 @@ internal sealed partial class PushReceiver(
         try
         {
             metrics.EventsReceived(batch.Events.Count);
-            var outcome = await store.AppendAsync(batch, time.GetUtcNow(), options.Value.DuplicateWindow, timeout.Token);
+            var retries = new RetryRule(options.Value.DuplicateWindow, options.Value.AppendedRetriesWithoutGenTime);
+            var outcome = await store.AppendAsync(batch, time.GetUtcNow(), retries, timeout.Token);
             if (outcome.AlreadyStored > 0)
             {
                 metrics.DuplicatesDropped(outcome.AlreadyStored);

@@ -94,11 +94,11 @@ internal sealed partial class EventStore : IAsyncDisposable
 
     /// <summary>Stores the push; completes once its new events are committed (or it is recognised as a re-send).</summary>
     public async Task<AppendOutcome> AppendAsync(
-        PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, CancellationToken cancellationToken)
+        PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, CancellationToken cancellationToken)
     {
         // PostgreSQL keeps microseconds: the time is cut to what is stored, so a message says the same as the row.
         receivedAt = new DateTimeOffset(receivedAt.UtcTicks - (receivedAt.UtcTicks % 10), TimeSpan.Zero);
-        var pending = new PendingAppend(batch, receivedAt, duplicateWindow, cancellationToken);
+        var pending = new PendingAppend(batch, receivedAt, retries, cancellationToken);
         if (!_queue.Writer.TryWrite(pending))
         {
             throw new InvalidOperationException("The event store is shutting down.");
@@ -206,7 +206,7 @@ internal sealed partial class EventStore : IAsyncDisposable
             await using var batch = new NpgsqlBatch(connection);
             foreach (var pending in ordered)
             {
-                batch.BatchCommands.Add(BuildAppendCommand(pending.Batch, pending.ReceivedAt, pending.DuplicateWindow, pending.EventIds));
+                batch.BatchCommands.Add(BuildAppendCommand(pending.Batch, pending.ReceivedAt, pending.Retries, pending.EventIds));
             }
 
             // Prepared once per physical connection (Npgsql keeps it across pool returns): PostgreSQL then skips parsing
@@ -269,7 +269,7 @@ internal sealed partial class EventStore : IAsyncDisposable
     }
 
     /// <summary>The append statement with its parameters: the events as arrays, one element per event.</summary>
-    internal static NpgsqlBatchCommand BuildAppendCommand(PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, Guid[] ids)
+    internal static NpgsqlBatchCommand BuildAppendCommand(PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, Guid[] ids)
     {
         var count = batch.Events.Count;
         var types = new string[count];
@@ -291,9 +291,9 @@ internal sealed partial class EventStore : IAsyncDisposable
         append.Parameters.Add(new NpgsqlParameter<DateTimeOffset?[]> { TypedValue = generated, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
         append.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
         append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt });
-        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt - duplicateWindow });
+        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt - retries.Window });
         var timed = 0;
-        while (timed < count && generated[timed] is not null)
+        while (timed < count && (retries.AppendedWithoutGenTime || generated[timed] is not null))
         {
             timed++;
         }
@@ -314,11 +314,11 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
     }
 
-    private sealed class PendingAppend(PushBatch batch, DateTimeOffset receivedAt, TimeSpan duplicateWindow, CancellationToken callerToken)
+    private sealed class PendingAppend(PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, CancellationToken callerToken)
     {
         public PushBatch Batch { get; } = batch;
         public DateTimeOffset ReceivedAt { get; } = receivedAt;
-        public TimeSpan DuplicateWindow { get; } = duplicateWindow;
+        public RetryRule Retries { get; } = retries;
         public CancellationToken CallerToken { get; } = callerToken;
 
         // Version 7: time-ordered, so the unique index on event_id stays compact under a steady insert rate.
@@ -349,6 +349,12 @@ internal sealed record CommittedPush(
         return new OutboxEvent(EventIds[Skipped + i], Batch.AgentId, FirstSequence + i, e.EventType, content, e.GeneratedAt, ReceivedAt);
     });
 }
+
+/// <summary>
+/// How re-sends are recognised: within <paramref name="Window"/> of the last accepted batch; a batch that starts with it only
+/// over events that carry <c>eventGenTime</c>, unless <paramref name="AppendedWithoutGenTime"/> (Callbacks__AppendedRetriesWithoutGenTime).
+/// </summary>
+internal readonly record struct RetryRule(TimeSpan Window, bool AppendedWithoutGenTime);
 
 /// <summary>One append's answer from the database: how many leading events it skipped, and the ones it stored.</summary>
 internal sealed record AppendResult(int Skipped, long FirstSequence, string[] Contents);

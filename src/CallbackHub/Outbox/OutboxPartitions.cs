@@ -35,6 +35,7 @@ internal sealed partial class OutboxPartitions(NpgsqlDataSource dataSource, ILog
     private const string RegisterSql = """
         INSERT INTO outbox_instances (instance_id, expires_at) VALUES ($1, now() + $2)
         ON CONFLICT (instance_id) DO UPDATE SET expires_at = excluded.expires_at
+        RETURNING 1
         """;
 
     private const string RenewSql = """
@@ -115,28 +116,41 @@ internal sealed partial class OutboxPartitions(NpgsqlDataSource dataSource, ILog
             _count = count;
         }
 
-        await using (var register = new NpgsqlCommand(RegisterSql, connection) { Parameters = { Text(instanceId), Interval(leaseDuration) } })
-        {
-            await register.ExecuteNonQueryAsync(cancellationToken);
-        }
-
+        // Register, renew and count the live instances in one round trip and one transaction.
         var renewed = new HashSet<int>();
-        if (before.Count > 0)
+        int live;
+        await using (var round = new NpgsqlBatch(connection))
         {
-            await using var renew = new NpgsqlCommand(RenewSql, connection)
+            round.BatchCommands.Add(new NpgsqlBatchCommand(RegisterSql) { Parameters = { Text(instanceId), Interval(leaseDuration) } });
+            if (before.Count > 0)
             {
-                Parameters =
+                round.BatchCommands.Add(new NpgsqlBatchCommand(RenewSql)
                 {
-                    Text(instanceId), Interval(leaseDuration),
-                    new NpgsqlParameter<int[]> { TypedValue = [.. before.Keys] },
-                    new NpgsqlParameter<long[]> { TypedValue = [.. before.Values.Select(h => h.Epoch)] },
-                },
-            };
-            await using var reader = await renew.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                renewed.Add(reader.GetInt32(0));
+                    Parameters =
+                    {
+                        Text(instanceId), Interval(leaseDuration),
+                        new NpgsqlParameter<int[]> { TypedValue = [.. before.Keys] },
+                        new NpgsqlParameter<long[]> { TypedValue = [.. before.Values.Select(h => h.Epoch)] },
+                    },
+                });
             }
+
+            round.BatchCommands.Add(new NpgsqlBatchCommand(LiveSql));
+            await using var reader = await round.ExecuteReaderAsync(cancellationToken);
+            // The registration's row; then the renewed partitions (if any were held); then the count.
+            await reader.NextResultAsync(cancellationToken);
+            if (before.Count > 0)
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    renewed.Add(reader.GetInt32(0));
+                }
+
+                await reader.NextResultAsync(cancellationToken);
+            }
+
+            await reader.ReadAsync(cancellationToken);
+            live = Math.Max(1, reader.GetInt32(0));
         }
 
         foreach (var (id, partition) in before)
@@ -149,12 +163,6 @@ internal sealed partial class OutboxPartitions(NpgsqlDataSource dataSource, ILog
             {
                 lost.Add(id);
             }
-        }
-
-        int live;
-        await using (var count = new NpgsqlCommand(LiveSql, connection))
-        {
-            live = Math.Max(1, (int)(await count.ExecuteScalarAsync(cancellationToken))!);
         }
 
         var share = (_count + live - 1) / live;

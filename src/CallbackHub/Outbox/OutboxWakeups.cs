@@ -152,21 +152,28 @@ internal sealed partial class OutboxWakeups(
             {
                 await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
                 connection.Notification += (_, e) => OnNotification(e.Payload);
-                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
+                try
                 {
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                }
-
-                // Commits made before LISTEN took effect sent nothing we could see: look once now.
-                RequestFetch();
-                while (!stoppingToken.IsCancellationRequested)
-                {
-                    if (!await connection.WaitAsync(TimeSpan.FromSeconds(5), stoppingToken))
+                    await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
                     {
-                        // Nothing for a while: make sure the connection is still there (a dead one throws).
-                        await using var ping = new NpgsqlCommand("SELECT 1", connection);
-                        await ping.ExecuteScalarAsync(stoppingToken);
+                        await listen.ExecuteNonQueryAsync(stoppingToken);
                     }
+
+                    // Commits made before LISTEN took effect sent nothing we could see: look once now.
+                    RequestFetch();
+                    while (!stoppingToken.IsCancellationRequested)
+                    {
+                        if (!await connection.WaitAsync(TimeSpan.FromSeconds(5), stoppingToken))
+                        {
+                            // Nothing for a while: make sure the connection is still there (a dead one throws).
+                            await using var ping = new NpgsqlCommand("SELECT 1", connection);
+                            await ping.ExecuteScalarAsync(stoppingToken);
+                        }
+                    }
+                }
+                finally
+                {
+                    await UnlistenAsync(connection);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -178,6 +185,29 @@ internal sealed partial class OutboxWakeups(
                 LogListenFailed(e.Message);
                 await Task.Delay(options.Value.PollInterval, stoppingToken);
             }
+        }
+    }
+
+    /// <summary>
+    /// Pooled connections are not reset when returned (Database: NoResetOnClose): one that still works goes back without
+    /// its LISTEN, or every later user of it would be sent the notifications.
+    /// </summary>
+    private static async Task UnlistenAsync(NpgsqlConnection connection)
+    {
+        if (connection.FullState != System.Data.ConnectionState.Open)
+        {
+            return;
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection);
+            await unlisten.ExecuteNonQueryAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or OperationCanceledException)
+        {
+            // Broken after all: the pool discards it.
         }
     }
 

@@ -26,16 +26,27 @@ internal sealed class DatabaseOptions
     public static string WithPoolBound(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        var named = connectionString.Split(';').Any(part =>
-            part.Split('=')[0].Replace(" ", "", StringComparison.Ordinal).Trim() is { } key
-            && (key.Equals("MaximumPoolSize", StringComparison.OrdinalIgnoreCase) || key.Equals("MaxPoolSize", StringComparison.OrdinalIgnoreCase)));
-        if (!named)
+        if (!Names(connectionString, "MaximumPoolSize", "MaxPoolSize"))
         {
             builder.MaxPoolSize = DefaultMaxPoolSize;
         }
 
+        // Npgsql resets a pooled connection when it is returned (DISCARD ALL before its next use): one more statement, and
+        // one more transaction in PostgreSQL's books, for every push group, token read and round. The service keeps no
+        // session state on pooled connections (settings are SET LOCAL, LISTEN has a connection of its own), so it skips it.
+        if (!Names(connectionString, "NoResetOnClose"))
+        {
+            builder.NoResetOnClose = true;
+        }
+
         return builder.ConnectionString;
     }
+
+    /// <summary>Whether the connection string sets one of these keys itself (spaces and case aside).</summary>
+    private static bool Names(string connectionString, params string[] keys) =>
+        connectionString.Split(';').Any(part =>
+            part.Split('=')[0].Replace(" ", "", StringComparison.Ordinal).Trim() is { } key
+            && keys.Any(k => key.Equals(k, StringComparison.OrdinalIgnoreCase)));
 
     public static IEnumerable<string> Validate(DatabaseOptions o)
     {

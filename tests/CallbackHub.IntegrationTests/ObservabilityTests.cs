@@ -36,6 +36,9 @@ public sealed partial class ObservabilityTests(PostgresFixture postgres, RabbitM
         Assert.Equal(0, Gauge(metrics, "callbackhub_outbox_partition_lag", $"partition=\"{Agent % 128}\""));
         Assert.Contains("owner=\"", metrics, StringComparison.Ordinal);
         Assert.Equal(0, Gauge(metrics, "callbackhub_outbox_confirms_in_flight"));
+        // The sign-in events went to the broker one way or the other: straight from the commit, or read back.
+        double Sent(string path) => Gauge(metrics, "callbackhub_outbox_sent_total", $"path=\"{path}\"") is var n && double.IsNaN(n) ? 0 : n;
+        Assert.True(Sent("handoff") + Sent("read-back") >= 2, metrics);
         Assert.True(Gauge(metrics, "callbackhub_outbox_lease_changes_total", "change=\"acquired\"") >= 1);
 
         var openApi = JsonNode.Parse(await Hub.Callbacks.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)))!;

@@ -397,6 +397,7 @@ internal sealed partial class OutboxDispatcher(
             }
         }
 
+        metrics.Sent(sent, readBack: true);
         return (sent, perAgent.Values.Count(n => n >= Options.MaxEventsPerAgent));
     }
 
@@ -404,15 +405,19 @@ internal sealed partial class OutboxDispatcher(
     private bool SendHandoffs(List<CommittedPush> pushes, long now)
     {
         var all = true;
+        var sent = 0;
         foreach (var push in pushes)
         {
             foreach (var e in push.Events())
             {
                 // Without a lane the agent's published sequence is unknown: the database tells.
-                all &= TrySend(e, now, published: null);
+                var one = TrySend(e, now, published: null);
+                sent += one ? 1 : 0;
+                all &= one;
             }
         }
 
+        metrics.Sent(sent, readBack: false);
         return all;
     }
 

@@ -12,6 +12,7 @@ internal sealed class OutboxMetrics
     private readonly Counter<long> _publishFailures;
     private readonly Counter<long> _unrouted;
     private readonly Counter<long> _fenced;
+    private readonly Counter<long> _sent;
     private Func<int> _inFlight = () => 0;
 
     public OutboxMetrics(IMeterFactory meterFactory, CallbackHubMetrics shared)
@@ -26,6 +27,8 @@ internal sealed class OutboxMetrics
             "Messages no queue was bound to, kept in the unrouted queue.");
         _fenced = _meter.CreateCounter<long>("callbackhub.outbox.progress_fenced", "{agent}",
             "Progress writes refused because another instance had taken the partition over.");
+        _sent = _meter.CreateCounter<long>("callbackhub.outbox.sent", "{message}",
+            "Messages sent to RabbitMQ, by how the events got to the publisher: handoff (straight from the commit) or read-back (from PostgreSQL).");
         _meter.CreateObservableGauge("callbackhub.outbox.confirms_in_flight", () => _inFlight(), "{message}",
             "Messages this instance sent to RabbitMQ and has no confirm for yet.");
     }
@@ -46,6 +49,14 @@ internal sealed class OutboxMetrics
     public void Unrouted() => _unrouted.Add(1);
 
     public void ProgressFenced() => _fenced.Add(1);
+
+    public void Sent(int count, bool readBack)
+    {
+        if (count > 0)
+        {
+            _sent.Add(count, new KeyValuePair<string, object?>("path", readBack ? "read-back" : "handoff"));
+        }
+    }
 
     private void Add(string change, int count)
     {

@@ -46,17 +46,18 @@ internal sealed class SessionTokens(
     private readonly ConcurrentDictionary<int, string[]> _hashesByAgent = new();
 
     /// <summary>
-    /// The agent whose session accepts <paramref name="token"/> now, or null. A token not known here is looked up; without
-    /// <paramref name="mayWait"/> (a sender past its refusal budget) the push does not wait for that, and is refused.
+    /// The agent whose session accepts <paramref name="token"/> now, or null. A token not known here is looked up; unless
+    /// <paramref name="mayWait"/> says so (asked only then: a sender past its refusal budget may not), the push does not wait
+    /// for that, and is refused.
     /// </summary>
-    public async ValueTask<int?> AuthenticateAsync(string token, TimeSpan cacheFor, bool mayWait, CancellationToken cancellationToken)
+    public async ValueTask<int?> AuthenticateAsync(string token, TimeSpan cacheFor, Func<bool> mayWait, CancellationToken cancellationToken)
     {
         var hash = ServiceToken.Hash(token);
         var key = Convert.ToBase64String(hash);
         var justFound = false;
         if (!_agentByToken.TryGetValue(key, out var agentId))
         {
-            if (await lookup.FindAsync(hash, mayWait, cancellationToken) is not { } found)
+            if (await lookup.FindAsync(hash, mayWait(), cancellationToken) is not { } found)
             {
                 return null;
             }

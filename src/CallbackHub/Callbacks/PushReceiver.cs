@@ -111,8 +111,9 @@ internal sealed partial class PushReceiver(
             using var authTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             authTimeout.CancelAfter(options.Value.StoreTimeout);
             // The token alone says whose push this is, before a byte of the body is read.
-            var mayWait = refusals.HasBudget(http.Connection.RemoteIpAddress);
-            if (await tokens.AuthenticateAsync(token, options.Value.SessionCacheTtl, mayWait, authTimeout.Token) is not { } authenticated)
+            var address = http.Connection.RemoteIpAddress;
+            if (await tokens.AuthenticateAsync(token, options.Value.SessionCacheTtl, () => refusals.HasBudget(address), authTimeout.Token)
+                is not { } authenticated)
             {
                 return PushRejection.Unauthorized($"The {TokenHeader} is not the token of any signed-in agent.");
             }

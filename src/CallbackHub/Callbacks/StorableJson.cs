@@ -27,23 +27,18 @@ internal static class StorableJson
     public static string? Normalise(ReadOnlySpan<byte> raw, out string? error)
     {
         error = null;
-        var needsRewrite = false;
         var reader = new Utf8JsonReader(raw, new JsonReaderOptions { MaxDepth = 64 });
         while (reader.Read())
         {
-            switch (reader.TokenType)
+            if (reader.TokenType == JsonTokenType.Number && !IsStorableNumber(reader.ValueSpan))
             {
-                case JsonTokenType.Number when !IsStorableNumber(reader.ValueSpan):
-                    error = $"it holds a number PostgreSQL cannot store ({Excerpt(reader.ValueSpan)}: at most {MaxIntegerDigits} digits before the decimal point and {MaxFractionDigits} after it).";
-                    return null;
-                case JsonTokenType.String or JsonTokenType.PropertyName when reader.ValueIsEscaped:
-                    needsRewrite |= HasUnstorableEscape(reader.ValueSpan);
-                    break;
+                error = $"it holds a number PostgreSQL cannot store ({Excerpt(reader.ValueSpan)}: at most {MaxIntegerDigits} digits before the decimal point and {MaxFractionDigits} after it).";
+                return null;
             }
         }
 
         var text = Encoding.UTF8.GetString(raw);
-        return needsRewrite ? ReplaceUnstorableEscapes(text) : text;
+        return text.Contains('\\', StringComparison.Ordinal) ? ReplaceUnstorableEscapes(text) : text;
     }
 
     /// <summary>
@@ -97,63 +92,24 @@ internal static class StorableJson
         return Math.Abs(exponent) < int.MaxValue / 2 && scale <= MaxFractionDigits && (!nonZero || weight <= MaxIntegerDigits);
     }
 
-    /// <summary>Whether an escaped string holds <c>\u0000</c> or a <c>\u</c> surrogate escape without its partner.</summary>
-    private static bool HasUnstorableEscape(ReadOnlySpan<byte> escaped)
-    {
-        for (var i = 0; i < escaped.Length - 1; i++)
-        {
-            if (escaped[i] != (byte)'\\')
-            {
-                continue;
-            }
-
-            if (escaped[i + 1] != (byte)'u')
-            {
-                i++;
-                continue;
-            }
-
-            var code = Hex(escaped.Slice(i + 2, 4));
-            if (code == 0 || (code is >= 0xDC00 and <= 0xDFFF))
-            {
-                return true;
-            }
-
-            if (code is >= 0xD800 and <= 0xDBFF)
-            {
-                if (!(i + 11 < escaped.Length && escaped[i + 6] == (byte)'\\' && escaped[i + 7] == (byte)'u'
-                      && Hex(escaped.Slice(i + 8, 4)) is >= 0xDC00 and <= 0xDFFF))
-                {
-                    return true;
-                }
-
-                i += 6;
-            }
-
-            i += 5;
-        }
-
-        return false;
-    }
-
     /// <summary>
-    /// Rewrites the escapes <see cref="HasUnstorableEscape"/> finds. In valid JSON a backslash only ever stands inside a
-    /// string or a name, so scanning the whole text escape by escape never misreads anything.
+    /// Replaces <c>\u0000</c> and each <c>\u</c> surrogate escape without its partner by <c>\ufffd</c>; returns the text
+    /// itself when there is none. In valid JSON a backslash only ever stands inside a string or a name, so scanning the
+    /// whole text escape by escape never misreads anything.
     /// </summary>
     private static string ReplaceUnstorableEscapes(string json)
     {
-        var output = new StringBuilder(json.Length);
-        for (var i = 0; i < json.Length; i++)
+        StringBuilder? output = null;
+        var copied = 0;
+        for (var i = 0; i < json.Length - 1; i++)
         {
-            if (json[i] != '\\' || i + 1 >= json.Length)
+            if (json[i] != '\\')
             {
-                output.Append(json[i]);
                 continue;
             }
 
             if (json[i + 1] != 'u')
             {
-                output.Append(json, i, 2);
                 i++;
                 continue;
             }
@@ -162,19 +118,22 @@ internal static class StorableJson
             if (code is >= 0xD800 and <= 0xDBFF && i + 11 < json.Length && json[i + 6] == '\\' && json[i + 7] == 'u'
                 && Hex(json.AsSpan(i + 8, 4)) is >= 0xDC00 and <= 0xDFFF)
             {
-                output.Append(json, i, 12);
-                i += 11;
+                i += 11; // a whole surrogate pair
                 continue;
             }
 
-            output.Append(code == 0 || code is >= 0xD800 and <= 0xDFFF ? Replacement : json.Substring(i, 6));
+            if (code == 0 || code is >= 0xD800 and <= 0xDFFF)
+            {
+                output ??= new StringBuilder(json.Length);
+                output.Append(json, copied, i - copied).Append(Replacement);
+                copied = i + 6;
+            }
+
             i += 5;
         }
 
-        return output.ToString();
+        return output is null ? json : output.Append(json, copied, json.Length - copied).ToString();
     }
-
-    private static int Hex(ReadOnlySpan<byte> digits) => int.Parse(digits, System.Globalization.NumberStyles.AllowHexSpecifier, null);
 
     private static int Hex(ReadOnlySpan<char> digits) => int.Parse(digits, System.Globalization.NumberStyles.AllowHexSpecifier, null);
 

@@ -57,7 +57,7 @@ internal sealed class GatewayClient(HttpClient http, GatewayCallLimit limit, Cal
         string operation, HttpMethod method, string path, GatewaySession? session, HttpContent? content,
         CancellationToken cancellationToken, string? serviceToken = null)
     {
-        using var turn = await limit.WaitAsync(cancellationToken);
+        using var turn = await limit.EnterAsync(cancellationToken);
         var started = time.GetTimestamp();
         var outcome = "unreachable";
         try

@@ -67,6 +67,7 @@ internal static class CompareRun
         Row("target RSS max (MiB)", "–", Rss(plain), Rss(hub), "–", "–");
         Row("outbox backlog: end of load / after drain (events)", "–", "no outbox", $"{hub.Window.BacklogAtEnd} / {hub.BacklogAfterDrain}", "–", "–");
         Row($"published per instance ({HubMetrics.Published})", "–", "–", Report.PublishedShares(hub.PublishedPerInstance), "–", "–");
+        Row("outbox sends by path per instance (callbackhub_outbox_sent_total, _ingest_waits_total)", "–", "–", Report.OutboxPaths(hub.OutboxPaths), "–", "–");
     }
 
     private static void PrintHalfLoad(double rate, LegResult plain, LegResult hub)

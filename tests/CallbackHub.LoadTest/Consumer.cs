@@ -119,6 +119,23 @@ internal sealed class Consumer : IAsyncDisposable
         _connection.Dispose();
     }
 
+    /// <summary>
+    /// The agents' sign-in events reach the broker before this queue is bound, so CallbackHub keeps them in its unrouted queue:
+    /// emptied after each leg, or repeated runs fill it.
+    /// </summary>
+    private async Task PurgeUnroutedAsync()
+    {
+        try
+        {
+            await using var channel = await _connection.CreateChannelAsync();
+            await channel.QueuePurgeAsync("callbackhub.unrouted");
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            // No such queue (the plain receiver's leg, or Outbox__KeepUnrouted off).
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_detached)
@@ -127,6 +144,7 @@ internal sealed class Consumer : IAsyncDisposable
         }
 
         await _channel.QueueDeleteAsync(_queue);
+        await PurgeUnroutedAsync();
         await _channel.CloseAsync();
         await _connection.CloseAsync();
         _channel.Dispose();

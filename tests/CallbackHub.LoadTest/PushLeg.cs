@@ -76,7 +76,7 @@ internal sealed record FreezeResult(
 
 internal sealed record LegResult(
     LegSpec Spec, LegStats Stats, Window Window, string BacklogSource, long? BacklogAfterDrain, double DrainSeconds, IReadOnlyList<int> Pids,
-    IReadOnlyList<double?> PublishedPerInstance, FreezeResult? Freeze);
+    IReadOnlyList<double?> PublishedPerInstance, FreezeResult? Freeze, IReadOnlyList<string> OutboxPaths);
 
 /// <summary>Runs one leg: empties the database, starts the target's processes, pushes, drains, measures, stops them.</summary>
 internal static class PushLeg
@@ -115,13 +115,14 @@ internal static class PushLeg
             var backlogAfterDrain = await probe.ReadAsync();
             await Task.Delay(1000); // late redeliveries would show as duplicates
             var published = spec.Target == Target.Hub ? await Task.WhenAll(processes.Select(p => HubMetrics.PublishedAsync(p.BaseUri))) : [];
+            var paths = spec.Target == Target.Hub ? await Task.WhenAll(processes.Select(p => HubMetrics.OutboxPathsAsync(p.BaseUri))) : [];
             var stats = LegStats.Compute(pusher, agents, counters, window);
             if (freeze is not null)
             {
                 freeze = MeasureFreeze(freeze, agents, processes.Count);
             }
 
-            return new LegResult(spec, stats, window, probe.Source, backlogAfterDrain, drainSeconds, [.. processes.Select(p => p.Pid)], published, freeze);
+            return new LegResult(spec, stats, window, probe.Source, backlogAfterDrain, drainSeconds, [.. processes.Select(p => p.Pid)], published, freeze, paths);
         }
         finally
         {
@@ -308,26 +309,38 @@ internal static class HubMetrics
     /// The sum of every <see cref="Published"/> series; 0 when the instance answers without one (OpenTelemetry exports a
     /// counter only from its first increment: an instance that never published), null when it does not answer (frozen, gone).
     /// </summary>
-    public static async Task<double?> PublishedAsync(Uri baseUri)
+    public static async Task<double?> PublishedAsync(Uri baseUri) => await ScrapeAsync(baseUri) is { } text ? Sum(text, Published) : null;
+
+    /// <summary>How the instance's outbox sent its messages, and how often pushes waited for it, in one line.</summary>
+    public static async Task<string> OutboxPathsAsync(Uri baseUri) => await ScrapeAsync(baseUri) is { } text
+        ? $"handoff {Sum(text, "callbackhub_outbox_sent_total", "path=\"handoff\""):F0}, read-back {Sum(text, "callbackhub_outbox_sent_total", "path=\"read-back\""):F0}; "
+          + $"pushes that waited for the publisher {Sum(text, "callbackhub_outbox_ingest_waits_total"):F0}"
+        : "no answer";
+
+    private static async Task<string?> ScrapeAsync(Uri baseUri)
     {
         using var http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(3) };
-        string text;
         try
         {
-            text = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+            return await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
             return null;
         }
+    }
 
+    /// <summary>The sum of the series of <paramref name="name"/> whose labels contain <paramref name="label"/>.</summary>
+    private static double Sum(string text, string name, string label = "")
+    {
         var sum = 0.0;
         foreach (var line in text.Split('\n'))
         {
-            if (line.StartsWith(Published, StringComparison.Ordinal) && line.Length > Published.Length && line[Published.Length] is ' ' or '{')
+            if (line.StartsWith(name, StringComparison.Ordinal) && line.Length > name.Length && line[name.Length] is ' ' or '{'
+                && line.Contains(label, StringComparison.Ordinal))
             {
                 // name{labels} value [timestamp]
-                var rest = line[(line.LastIndexOf('}') is var close and >= 0 ? close + 1 : Published.Length)..].Trim().Split(' ');
+                var rest = line[(line.LastIndexOf('}') is var close and >= 0 ? close + 1 : name.Length)..].Trim().Split(' ');
                 sum += double.Parse(rest[0], CultureInfo.InvariantCulture);
             }
         }

@@ -80,6 +80,7 @@ internal static class Report
         if (leg.Spec.Target == Target.Hub)
         {
             rows.Add(($"published per instance ({HubMetrics.Published} at the end)", PublishedShares(leg.PublishedPerInstance)));
+            rows.Add(("outbox sends by path per instance (callbackhub_outbox_sent_total, _ingest_waits_total)", OutboxPaths(leg.OutboxPaths)));
         }
 
         if (leg.Freeze is { } f)
@@ -100,6 +101,8 @@ internal static class Report
     }
 
     /// <summary><c>#0 1234 (56 %) / #1 987 (44 %)</c>; <c>?</c> for an instance whose metric could not be read.</summary>
+    public static string OutboxPaths(IReadOnlyList<string> paths) => string.Join("; ", paths.Select((p, i) => $"#{i} {p}"));
+
     public static string PublishedShares(IReadOnlyList<double?> published)
     {
         var total = published.Sum(p => p ?? 0);

@@ -31,6 +31,8 @@ public sealed class ConfigurationTests
     [InlineData("Gateway__TrustedCertificateThumbprint", "not-hex", "Gateway__TrustedCertificateThumbprint")]
     [InlineData("Sessions__HeartbeatInterval", "00:03:00", "Sessions__HeartbeatInterval")]
     [InlineData("Agents__0__AgentId", "99", "Agents__0__AgentId")]
+    [InlineData("Outbox__MaxQueued", "0", "Outbox__MaxQueued")]
+    [InlineData("Outbox__IngestWaitWhenBehind", "-00:00:01", "Outbox__IngestWaitWhenBehind")]
     public async Task A_missing_or_invalid_setting_stops_the_start_naming_the_key(string key, string? value, string named)
     {
         var settings = new Dictionary<string, string>(Valid);

@@ -39,7 +39,10 @@ internal sealed class AgentLane(int agentId, int partition, long epoch, long pub
     /// <summary>Failed too often: reported, and tried only every <c>StuckRetryFactor</c> × the longest pause.</summary>
     public bool Stuck { get; set; }
 
-    public bool Idle => InFlight == 0 && Confirmed == Recorded && Failures == 0;
+    /// <summary>The highest sequence of this agent handed to the publisher's queue in memory (kept while it waits there).</summary>
+    public long QueuedUpTo { get; set; }
+
+    public bool Idle => InFlight == 0 && Confirmed == Recorded && Failures == 0 && QueuedUpTo <= Sent;
 
     public bool Settled => InFlight == 0 && Confirmed == Recorded;
 

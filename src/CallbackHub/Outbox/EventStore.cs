@@ -77,16 +77,18 @@ internal sealed partial class EventStore : IAsyncDisposable
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly OutboxWakeups _wakeups;
+    private readonly OutboxBackpressure _backpressure;
     private readonly IOptions<OutboxOptions> _options;
     private readonly ILogger<EventStore> _logger;
     private readonly Channel<PendingAppend> _queue = Channel.CreateUnbounded<PendingAppend>(new UnboundedChannelOptions { SingleReader = false });
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _writers;
 
-    public EventStore(NpgsqlDataSource dataSource, OutboxWakeups wakeups, IOptions<OutboxOptions> options, ILogger<EventStore> logger)
+    public EventStore(NpgsqlDataSource dataSource, OutboxWakeups wakeups, OutboxBackpressure backpressure, IOptions<OutboxOptions> options, ILogger<EventStore> logger)
     {
         _dataSource = dataSource;
         _wakeups = wakeups;
+        _backpressure = backpressure;
         _options = options;
         _logger = logger;
         _writers = [.. Enumerable.Range(0, options.Value.CommitWriters).Select(_ => Task.Run(WriteAsync))];
@@ -96,6 +98,8 @@ internal sealed partial class EventStore : IAsyncDisposable
     public async Task<AppendOutcome> AppendAsync(
         PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, CancellationToken cancellationToken)
     {
+        // While this instance's publisher is behind, a push it would publish waits its turn (briefly) before it is stored.
+        using var entry = await _backpressure.EnterAsync(batch.AgentId, batch.Events.Count, cancellationToken);
         // PostgreSQL keeps microseconds: the time is cut to what is stored, so a message says the same as the row.
         receivedAt = new DateTimeOffset(receivedAt.UtcTicks - (receivedAt.UtcTicks % 10), TimeSpan.Zero);
         var pending = new PendingAppend(batch, receivedAt, retries, cancellationToken);

@@ -24,6 +24,7 @@ internal sealed partial class OutboxDispatcher(
     OutboxPartitions partitions,
     OutboxWakeups wakeups,
     OutboxBroker broker,
+    OutboxBackpressure backpressure,
     OutboxMetrics metrics,
     IOptions<OutboxOptions> options,
     IOptions<SessionKeepingOptions> sessions,
@@ -70,6 +71,10 @@ internal sealed partial class OutboxDispatcher(
 
     private static readonly TimeSpan RecordInterval = TimeSpan.FromMilliseconds(25);
 
+    // Pushes let in after waiting their longest (see OutboxBackpressure) can take the queue past Outbox__MaxQueued; up to this
+    // many times it they still wait in memory, beyond it they are read back from PostgreSQL.
+    private const int QueueCapFactor = 4;
+
     // A stuck agent is tried again this many longest pauses apart: each try may cost the others on its channel a republish.
     private const int StuckRetryFactor = 20;
 
@@ -77,6 +82,9 @@ internal sealed partial class OutboxDispatcher(
 
     private readonly Dictionary<int, AgentLane> _lanes = [];
     private readonly List<AgentLane> _newlyStuck = [];
+
+    // Events committed here, in commit order, that wait for room in the confirm window (at most Outbox__MaxQueued).
+    private readonly Queue<OutboxEvent> _queued = new();
     private readonly ConcurrentQueue<(PublishItem Item, PublishResult Result, string? Reason)> _outcomes = new();
     private int _inFlight;
     private volatile HashSet<int> _unsettled = [];
@@ -167,7 +175,7 @@ internal sealed partial class OutboxDispatcher(
             {
                 wakeups.RequestFetch();
                 var more = await RoundAsync(timeout.Token);
-                if (!more && _lanes.Values.All(l => l.Settled) && _outcomes.IsEmpty)
+                if (!more && _queued.Count == 0 && _lanes.Values.All(l => l.Settled) && _outcomes.IsEmpty)
                 {
                     return;
                 }
@@ -401,22 +409,46 @@ internal sealed partial class OutboxDispatcher(
         return (sent, perAgent.Values.Count(n => n >= Options.MaxEventsPerAgent));
     }
 
-    /// <summary>Sends what was committed here, in commit order per agent; false if anything could not be sent (then it is read back).</summary>
+    /// <summary>
+    /// Sends what was committed here, in commit order; what finds the confirm window full waits in memory for room (up to
+    /// 4 × <see cref="OutboxOptions.MaxQueued"/> events), ahead of anything read from the database. False if anything could not
+    /// be sent or kept (then it is read back).
+    /// </summary>
     private bool SendHandoffs(List<CommittedPush> pushes, long now)
     {
         var all = true;
-        var sent = 0;
+        var handled = _queued.Count; // queued before, plus what is taken now
         foreach (var push in pushes)
         {
+            handled += push.StoredContents.Length;
             foreach (var e in push.Events())
             {
-                // Without a lane the agent's published sequence is unknown: the database tells.
-                var one = TrySend(e, now, published: null);
-                sent += one ? 1 : 0;
-                all &= one;
+                if (_queued.Count < Options.MaxQueued * QueueCapFactor)
+                {
+                    _queued.Enqueue(e);
+                    if (_lanes.TryGetValue(e.AgentId, out var lane))
+                    {
+                        lane.QueuedUpTo = Math.Max(lane.QueuedUpTo, e.Sequence);
+                    }
+                }
+                else
+                {
+                    all = false; // beyond the bound: read back once there is room
+                }
             }
         }
 
+        var sent = 0;
+        while (_queued.TryPeek(out var next) && InFlight < Options.MaxInFlight)
+        {
+            _queued.Dequeue();
+            // Without a lane the agent's published sequence is unknown: the database tells.
+            var one = TrySend(next, now, published: null);
+            sent += one ? 1 : 0;
+            all &= one;
+        }
+
+        backpressure.Removed(handled - _queued.Count);
         metrics.Sent(sent, readBack: false);
         return all;
     }

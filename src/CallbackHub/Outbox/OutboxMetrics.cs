@@ -15,7 +15,7 @@ internal sealed class OutboxMetrics
     private readonly Counter<long> _sent;
     private Func<int> _inFlight = () => 0;
 
-    public OutboxMetrics(IMeterFactory meterFactory, CallbackHubMetrics shared)
+    public OutboxMetrics(IMeterFactory meterFactory, CallbackHubMetrics shared, OutboxBackpressure backpressure)
     {
         _shared = shared;
         _meter = meterFactory.Create(CallbackHubMetrics.MeterName);
@@ -31,6 +31,10 @@ internal sealed class OutboxMetrics
             "Messages sent to RabbitMQ, by how the events got to the publisher: handoff (straight from the commit) or read-back (from PostgreSQL).");
         _meter.CreateObservableGauge("callbackhub.outbox.confirms_in_flight", () => _inFlight(), "{message}",
             "Messages this instance sent to RabbitMQ and has no confirm for yet.");
+        _meter.CreateObservableGauge("callbackhub.outbox.queued", () => backpressure.Queued, "{event}",
+            "Events committed here that wait in memory for room in the confirm window.");
+        _meter.CreateObservableCounter("callbackhub.outbox.ingest_waits", () => backpressure.Waits, "{push}",
+            "Pushes that waited before being stored because this instance's publisher was behind (Outbox__MaxQueued events waiting).");
     }
 
     public void ObserveInFlight(Func<int> inFlight) => _inFlight = inFlight;

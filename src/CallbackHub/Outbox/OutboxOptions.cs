@@ -20,6 +20,19 @@ internal sealed class OutboxOptions
     /// <summary>Messages sent to RabbitMQ and not yet confirmed, at most, per instance.</summary>
     public int MaxInFlight { get; set; } = 4096;
 
+    /// <summary>
+    /// Events committed here that may wait in memory while the confirm window is full before new pushes wait too (see
+    /// <see cref="IngestWaitWhenBehind"/>). Pushes let in after their longest wait may take the queue to 4× this; events
+    /// beyond that are read back from PostgreSQL once there is room.
+    /// </summary>
+    public int MaxQueued { get; set; } = 4096;
+
+    /// <summary>
+    /// Longest time a push waits before it is stored while this instance's publisher has <see cref="MaxQueued"/> events
+    /// waiting for the broker; then it is stored regardless. 0 turns the wait off.
+    /// </summary>
+    public TimeSpan IngestWaitWhenBehind { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Events read per agent and round; a long backlog of one agent does not hold back the others.</summary>
     public int MaxEventsPerAgent { get; set; } = 256;
 
@@ -82,6 +95,16 @@ internal sealed class OutboxOptions
         if (o.MaxInFlight is < 1 or > 1_000_000)
         {
             yield return "Outbox__MaxInFlight must be between 1 and 1000000.";
+        }
+
+        if (o.MaxQueued is < 1 or > 1_000_000)
+        {
+            yield return "Outbox__MaxQueued must be between 1 and 1000000.";
+        }
+
+        if (o.IngestWaitWhenBehind < TimeSpan.Zero || o.IngestWaitWhenBehind > TimeSpan.FromSeconds(30))
+        {
+            yield return "Outbox__IngestWaitWhenBehind must be between 0 and 00:00:30.";
         }
 
         if (o.MaxEventsPerAgent is < 1 or > 100_000)

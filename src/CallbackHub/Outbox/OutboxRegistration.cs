@@ -19,6 +19,8 @@ internal static class OutboxRegistration
         services.AddValidatedOptions<OutboxOptions>(OutboxOptions.Section, OutboxOptions.Validate);
         services.AddSingleton<OutboxPartitions>();
         services.AddSingleton<OutboxWakeups>();
+        services.AddSingleton(provider => new OutboxBackpressure(
+            provider.GetRequiredService<OutboxPartitions>(), provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<OutboxOptions>>()));
         services.AddSingleton<EventStore>();
         services.AddSingleton<OutboxBroker>();
         services.AddSingleton<OutboxMetrics>();

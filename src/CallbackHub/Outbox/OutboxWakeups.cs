@@ -13,7 +13,8 @@ namespace CallbackHub.Outbox;
 /// names a partition it holds. Lost notifications cost at most one <see cref="OutboxOptions.PollInterval"/>.
 /// </summary>
 internal sealed partial class OutboxWakeups(
-    NpgsqlDataSource dataSource, OutboxPartitions partitions, IOptions<OutboxOptions> options, ILogger<OutboxWakeups> logger)
+    NpgsqlDataSource dataSource, OutboxPartitions partitions, OutboxBackpressure backpressure, IOptions<OutboxOptions> options,
+    ILogger<OutboxWakeups> logger)
 {
     public const string Channel = "callbackhub_outbox";
 
@@ -42,6 +43,7 @@ internal sealed partial class OutboxWakeups(
             var agentId = push.AgentId;
             if (partitions.Publishes(agentId))
             {
+                backpressure.Added(push.StoredContents.Length);
                 _handoffs.Enqueue(push);
                 local = true;
                 continue;

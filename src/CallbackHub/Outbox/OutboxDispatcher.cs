@@ -75,6 +75,9 @@ internal sealed partial class OutboxDispatcher(
     // many times it they still wait in memory, beyond it they are read back from PostgreSQL.
     private const int QueueCapFactor = 4;
 
+    // About 300 bytes each: the agents of tens of thousands keep theirs.
+    private const int MaxLanes = 65_536;
+
     // A stuck agent is tried again this many longest pauses apart: each try may cost the others on its channel a republish.
     private const int StuckRetryFactor = 20;
 
@@ -367,22 +370,26 @@ internal sealed partial class OutboxDispatcher(
 
     private NpgsqlBatchCommand FetchCommand(int[] held, int budget, long now)
     {
-        var agents = new int[_lanes.Count];
-        var cursors = new long[_lanes.Count];
-        var i = 0;
+        // Only the lanes whose cursor says more than the database does: events sent past the recorded progress, or a pause
+        // after failures (left out until its time comes). The others' published_sequence is already their cursor, so the
+        // arrays stay as small as what is in flight, whatever the number of agents.
+        List<int> agents = [];
+        List<long> cursors = [];
         foreach (var lane in _lanes.Values)
         {
-            agents[i] = lane.AgentId;
-            // An agent pausing after failures is left out until its time comes.
-            cursors[i++] = lane.RetryAt > now ? long.MaxValue : lane.Sent;
+            if (lane.RetryAt > now || lane.Sent > lane.Recorded)
+            {
+                agents.Add(lane.AgentId);
+                cursors.Add(lane.RetryAt > now ? long.MaxValue : lane.Sent);
+            }
         }
 
         return new NpgsqlBatchCommand(FetchSql)
         {
             Parameters =
             {
-                IntArray(agents),
-                new NpgsqlParameter<long[]> { TypedValue = cursors },
+                IntArray([.. agents]),
+                new NpgsqlParameter<long[]> { TypedValue = [.. cursors] },
                 new NpgsqlParameter<int> { TypedValue = Options.MaxEventsPerAgent },
                 new NpgsqlParameter<int> { TypedValue = partitions.Count },
                 IntArray(held),
@@ -646,9 +653,13 @@ internal sealed partial class OutboxDispatcher(
         }
     }
 
+    /// <summary>
+    /// Lanes are kept while there are at most <see cref="MaxLanes"/>: an agent with a lane has its next push sent as handed
+    /// over; one without is read back once to learn its progress. Past that, the idle ones are forgotten.
+    /// </summary>
     private void ForgetIdle()
     {
-        if (_lanes.Count < 1024)
+        if (_lanes.Count < MaxLanes)
         {
             return;
         }

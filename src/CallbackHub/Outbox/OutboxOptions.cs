@@ -18,14 +18,14 @@ internal sealed class OutboxOptions
     public TimeSpan LeaseRenewInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Messages sent to RabbitMQ and not yet confirmed, at most, per instance.</summary>
-    public int MaxInFlight { get; set; } = 4096;
+    public int MaxInFlight { get; set; } = 1024;
 
     /// <summary>
     /// Events committed here that may wait in memory while the confirm window is full before new pushes wait too (see
     /// <see cref="IngestWaitWhenBehind"/>). Pushes let in after their longest wait may take the queue to 4× this; events
     /// beyond that are read back from PostgreSQL once there is room.
     /// </summary>
-    public int MaxQueued { get; set; } = 4096;
+    public int MaxQueued { get; set; } = 2048;
 
     /// <summary>
     /// Longest time a push waits before it is stored while this instance's publisher has <see cref="MaxQueued"/> events

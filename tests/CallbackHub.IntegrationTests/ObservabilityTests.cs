@@ -39,6 +39,10 @@ public sealed partial class ObservabilityTests(PostgresFixture postgres, RabbitM
         // The sign-in events went to the broker one way or the other: straight from the commit, or read back.
         double Sent(string path) => Gauge(metrics, "callbackhub_outbox_sent_total", $"path=\"{path}\"") is var n && double.IsNaN(n) ? 0 : n;
         Assert.True(Sent("handoff") + Sent("read-back") >= 2, metrics);
+        // How long they took to be sent, and to be confirmed once sent.
+        Assert.Contains("callbackhub_outbox_send_delay_seconds_bucket", metrics, StringComparison.Ordinal);
+        Assert.Contains("callbackhub_outbox_confirm_duration_seconds_count", metrics, StringComparison.Ordinal);
+        Assert.Equal(0, Gauge(metrics, "callbackhub_outbox_queued"));
         Assert.True(Gauge(metrics, "callbackhub_outbox_lease_changes_total", "change=\"acquired\"") >= 1);
 
         var openApi = JsonNode.Parse(await Hub.Callbacks.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)))!;

@@ -151,6 +151,19 @@ public sealed class WebhookHardeningTests(PostgresFixture postgres, RabbitMqFixt
     }
 
     [Fact]
+    public async Task The_pushes_right_after_a_sign_in_are_checked_from_memory_without_a_token_lookup()
+    {
+        // The gateway pushes with the new token as soon as it takes the sign-in, often before it answers.
+        for (var agent = Agent; agent < Agent + 5; agent++)
+        {
+            await SignInAsync(agent);
+        }
+
+        Assert.Equal(5 * SignInEvents, (await Database.WaitForRowsAsync(5 * SignInEvents)).Count);
+        Assert.Equal(0, Hub.App.Services.GetRequiredService<TokenLookup>().Queries);
+    }
+
+    [Fact]
     public async Task Wrong_tokens_naming_thousands_of_agents_cost_a_few_queries_and_never_hold_up_the_gateway()
     {
         var token = await SignInAsync();

@@ -50,6 +50,9 @@ internal sealed partial class SessionStore(
         }
     }
 
+    /// <summary>A change of the session's tokens was committed outside <see cref="SaveAsync"/> (the sign-in claim).</summary>
+    public void TokensChanged(AgentSession session) => tokens.Saved(session.AgentId, session.TokenHash, session.PreviousTokenHash);
+
     /// <summary>
     /// The lease of a session this instance just signed in, on the database's clock (the keeper renews it from then on).
     /// Not a change of the session: its version stays.

@@ -256,6 +256,9 @@ internal sealed partial class SignIns(
         }
 
         await transaction.CommitAsync(cancellationToken);
+        // Known here from now on: the gateway pushes with the new token as soon as it takes the sign-in, often before it
+        // answers, and those pushes must not wait for a token lookup.
+        store.TokensChanged(session);
         return (claim, null);
     }
 

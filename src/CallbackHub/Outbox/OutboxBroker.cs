@@ -45,6 +45,7 @@ internal sealed class PublishItem
 
     internal volatile bool Returned;
     internal long SentAt;
+    internal long ConfirmedAt;
     private int _finished;
 
     /// <summary>True the first time only: an item's outcome is reported once, whichever failure path sees it first.</summary>
@@ -172,6 +173,7 @@ internal sealed partial class OutboxBroker(
 
     internal void OnConfirmed(PublishItem item, PublishResult result)
     {
+        item.ConfirmedAt = Stopwatch.GetTimestamp();
         if (Stopwatch.GetElapsedTime(item.SentAt) < options.Value.PublishTimeout)
         {
             _timeoutStreak = 0;

@@ -508,6 +508,7 @@ internal sealed partial class OutboxDispatcher(
             Mandatory = Options.KeepUnrouted,
             ValidUntil = held.ValidUntil,
         });
+        metrics.SendDelay(DateTimeOffset.UtcNow - e.ReceivedAt);
         return true;
     }
 
@@ -529,6 +530,7 @@ internal sealed partial class OutboxDispatcher(
             switch (result)
             {
                 case PublishResult.Confirmed:
+                    metrics.ConfirmDuration(Stopwatch.GetElapsedTime(item.SentAt, item.ConfirmedAt));
                     if (item.IsDivert)
                     {
                         metrics.Unrouted();

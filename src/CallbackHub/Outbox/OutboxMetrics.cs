@@ -13,6 +13,8 @@ internal sealed class OutboxMetrics
     private readonly Counter<long> _unrouted;
     private readonly Counter<long> _fenced;
     private readonly Counter<long> _sent;
+    private readonly Histogram<double> _toSend;
+    private readonly Histogram<double> _toConfirm;
     private Func<int> _inFlight = () => 0;
 
     public OutboxMetrics(IMeterFactory meterFactory, CallbackHubMetrics shared, OutboxBackpressure backpressure)
@@ -27,6 +29,12 @@ internal sealed class OutboxMetrics
             "Messages no queue was bound to, kept in the unrouted queue.");
         _fenced = _meter.CreateCounter<long>("callbackhub.outbox.progress_fenced", "{agent}",
             "Progress writes refused because another instance had taken the partition over.");
+        _toSend = _meter.CreateHistogram<double>("callbackhub.outbox.send_delay", "s",
+            "From a push's arrival to its event being sent to RabbitMQ: the wait for the publisher, the commit, the queue.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        _toConfirm = _meter.CreateHistogram<double>("callbackhub.outbox.confirm_duration", "s",
+            "From a message's publish to the broker's confirm of it.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         _sent = _meter.CreateCounter<long>("callbackhub.outbox.sent", "{message}",
             "Messages sent to RabbitMQ, by how the events got to the publisher: handoff (straight from the commit) or read-back (from PostgreSQL).");
         _meter.CreateObservableGauge("callbackhub.outbox.confirms_in_flight", () => _inFlight(), "{message}",
@@ -36,6 +44,12 @@ internal sealed class OutboxMetrics
         _meter.CreateObservableCounter("callbackhub.outbox.ingest_waits", () => backpressure.Waits, "{push}",
             "Pushes that waited before being stored because this instance's publisher was behind (Outbox__MaxQueued events waiting).");
     }
+
+    private static readonly double[] LatencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+    public void SendDelay(TimeSpan delay) => _toSend.Record(delay.TotalSeconds);
+
+    public void ConfirmDuration(TimeSpan duration) => _toConfirm.Record(duration.TotalSeconds);
 
     public void ObserveInFlight(Func<int> inFlight) => _inFlight = inFlight;
 

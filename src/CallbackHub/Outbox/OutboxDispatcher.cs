@@ -78,6 +78,8 @@ internal sealed partial class OutboxDispatcher(
     // About 300 bytes each: the agents of tens of thousands keep theirs.
     private const int MaxLanes = 65_536;
 
+    private static readonly TimeSpan ConnectRetryCap = TimeSpan.FromSeconds(2);
+
     // A stuck agent is tried again this many longest pauses apart: each try may cost the others on its channel a republish.
     private const int StuckRetryFactor = 20;
 
@@ -694,7 +696,9 @@ internal sealed partial class OutboxDispatcher(
                 LogConnectFailed(e.GetBaseException().Message);
             }
 
-            _nextConnectAt = now + (long)(Backoff(_connectFailures).TotalSeconds * Stopwatch.Frequency);
+            // At most ConnectRetryCap apart: an attempt costs one TCP connect, and a broker back from an outage is used within it.
+            var wait = Backoff(_connectFailures) < ConnectRetryCap ? Backoff(_connectFailures) : ConnectRetryCap;
+            _nextConnectAt = now + (long)(wait.TotalSeconds * Stopwatch.Frequency);
         }
     }
 

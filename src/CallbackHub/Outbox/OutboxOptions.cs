@@ -18,7 +18,7 @@ internal sealed class OutboxOptions
     public TimeSpan LeaseRenewInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Messages sent to RabbitMQ and not yet confirmed, at most, per instance.</summary>
-    public int MaxInFlight { get; set; } = 4096;
+    public int MaxInFlight { get; set; } = 1024;
 
     /// <summary>
     /// Events committed here that may wait in memory while the confirm window is full before new pushes wait too (see

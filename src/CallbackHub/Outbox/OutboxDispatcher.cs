@@ -71,8 +71,8 @@ internal sealed partial class OutboxDispatcher(
 
     private static readonly TimeSpan RecordInterval = TimeSpan.FromMilliseconds(25);
 
-    // Pushes let in after waiting their longest (see OutboxBackpressure) can take the queue past Outbox__MaxQueued; up to this
-    // many times it they still wait in memory, beyond it they are read back from PostgreSQL.
+    // Pushes let in after waiting their longest (see OutboxBackpressure) can take the queue past Outbox__MaxQueued: up to this
+    // many times that, their events still wait in memory; beyond it they are read back from PostgreSQL.
     private const int QueueCapFactor = 4;
 
     // About 300 bytes each: the agents of tens of thousands keep theirs.
@@ -88,7 +88,7 @@ internal sealed partial class OutboxDispatcher(
     private readonly Dictionary<int, AgentLane> _lanes = [];
     private readonly List<AgentLane> _newlyStuck = [];
 
-    // Events committed here, in commit order, that wait for room in the confirm window (at most Outbox__MaxQueued).
+    // Events committed here, in commit order, that wait for room in the confirm window (at most QueueCapFactor × MaxQueued).
     private readonly Queue<OutboxEvent> _queued = new();
     private readonly ConcurrentQueue<(PublishItem Item, PublishResult Result, string? Reason)> _outcomes = new();
     private int _inFlight;

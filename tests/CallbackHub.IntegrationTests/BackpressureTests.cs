@@ -70,24 +70,8 @@ public sealed class BackpressureTests(PostgresFixture postgres, RabbitMqFixture 
         Assert.All(await EventRows.WaitUntilPublishedAsync(Database, TimeSpan.FromSeconds(30)), r => Assert.True(r.Published));
     }
 
-    private async Task<string> MetricsWhenAsync(Func<string, bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        string metrics;
-        do
-        {
-            metrics = await Hub.Callbacks.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-        }
-        while (!condition(metrics) && DateTime.UtcNow < deadline && await Task.Delay(100).ContinueWith(_ => true));
+    private Task<string> MetricsWhenAsync(Func<string, bool> condition) =>
+        PrometheusText.EventuallyAsync(Hub.MetricsAsync, condition, TimeSpan.FromSeconds(10));
 
-        Assert.True(condition(metrics), metrics);
-        return metrics;
-    }
-
-    private static double Sample(string metrics, string name) =>
-        metrics.Split('\n')
-            .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) || line.StartsWith(name + " ", StringComparison.Ordinal))
-            .Select(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture))
-            .DefaultIfEmpty(double.NaN)
-            .Sum();
+    private static double Sample(string metrics, string name) => PrometheusText.Sample(metrics, name);
 }

@@ -1,14 +1,12 @@
-using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using CallbackHub.IntegrationTests.Infrastructure;
 using CallbackHub.IntegrationTests.Support;
 
 namespace CallbackHub.IntegrationTests;
 
 /// <summary>Health endpoints, Prometheus metrics and the OpenAPI document tell the truth about the pipeline.</summary>
-public sealed partial class ObservabilityTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
+public sealed class ObservabilityTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
 {
     protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?>
     {
@@ -97,32 +95,10 @@ public sealed partial class ObservabilityTests(PostgresFixture postgres, RabbitM
     private static string? Check((HttpStatusCode Status, JsonNode Body) health, string name) =>
         health.Body["checks"]?[name]?["status"]?.GetValue<string>();
 
-    private Task<string> MetricsAsync() => Hub.Callbacks.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+    private Task<string> MetricsAsync() => Hub.MetricsAsync();
 
-    /// <summary>The value of a Prometheus sample whose labels contain <paramref name="label"/>; NaN when absent.</summary>
-    private static double Gauge(string metrics, string name, string label = "") =>
-        metrics.Split('\n')
-            .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) && line.Contains(label, StringComparison.Ordinal))
-            .Select(line => double.Parse(SampleValue().Match(line).Groups[1].Value, CultureInfo.InvariantCulture))
-            .DefaultIfEmpty(double.NaN)
-            .First();
+    private static double Gauge(string metrics, string name, string label = "") => PrometheusText.Sample(metrics, name, label);
 
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T>> read, Func<T, bool> done, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (true)
-        {
-            var value = await read();
-            if (done(value))
-            {
-                return value;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"Not reached in time; last seen: {value}");
-            await Task.Delay(200);
-        }
-    }
-
-    [GeneratedRegex(@"\}\s+(\S+)")]
-    private static partial Regex SampleValue();
+    private static Task<T> EventuallyAsync<T>(Func<Task<T>> read, Func<T, bool> done, TimeSpan? timeout = null) =>
+        PrometheusText.EventuallyAsync(read, done, timeout);
 }

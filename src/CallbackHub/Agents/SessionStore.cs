@@ -46,11 +46,11 @@ internal sealed partial class SessionStore(
         }
         finally
         {
-            tokens.Saved(session.AgentId, session.TokenHash, session.PreviousTokenHash);
+            TokensChanged(session);
         }
     }
 
-    /// <summary>A change of the session's tokens was committed outside <see cref="SaveAsync"/> (the sign-in claim).</summary>
+    /// <summary>The session's tokens as saved are the ones this instance accepts (after <see cref="SaveAsync"/>, and the sign-in claim).</summary>
     public void TokensChanged(AgentSession session) => tokens.Saved(session.AgentId, session.TokenHash, session.PreviousTokenHash);
 
     /// <summary>

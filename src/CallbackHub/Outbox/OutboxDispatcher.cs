@@ -309,7 +309,9 @@ internal sealed partial class OutboxDispatcher(
             ApplyRecorded(lanes, recorded);
         }
 
-        var due = now || Stopwatch.GetElapsedTime(_recordedAt) >= RecordInterval || InFlight == 0;
+        // Not sooner when everything is confirmed: at a moderate rate the window empties between two pushes, and recording
+        // each time cost a statement (and a round trip) per push.
+        var due = now || Stopwatch.GetElapsedTime(_recordedAt) >= RecordInterval;
         _recordPending = !due || _recording is not null;
         if (!due || _recording is not null)
         {

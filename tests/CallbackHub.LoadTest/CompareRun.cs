@@ -22,15 +22,34 @@ internal static class CompareRun
             Console.Error.WriteLine($"Broker ceiling: {ceiling:F0} msg/s.");
         }
 
-        var plain = await PushLeg.RunAsync(lab, new LegSpec("plain-max", Target.Plain, 0));
-        Console.Error.WriteLine($"Plain receiver: {plain.Stats.EndToEnd:F0} events/s end to end.");
-        var hub = await PushLeg.RunAsync(lab, new LegSpec("hub-max", Target.Hub, 0));
-        Console.Error.WriteLine($"CallbackHub: {hub.Stats.EndToEnd:F0} events/s end to end.");
-        PrintClosedLoop(lab, ceiling, plain, hub, loadBefore, Machine.LoadAverage());
+        List<(LegResult Plain, LegResult Hub)> pairs = [];
+        for (var round = 1; round <= options.Rounds; round++)
+        {
+            var suffix = options.Rounds > 1 ? $"-{round}" : "";
+            var plain = await PushLeg.RunAsync(lab, new LegSpec("plain-max" + suffix, Target.Plain, 0));
+            Console.Error.WriteLine($"Plain receiver: {plain.Stats.EndToEnd:F0} events/s end to end.");
+            var hub = await PushLeg.RunAsync(lab, new LegSpec("hub-max" + suffix, Target.Hub, 0));
+            Console.Error.WriteLine($"CallbackHub: {hub.Stats.EndToEnd:F0} events/s end to end.");
+            if (round > 1)
+            {
+                Console.WriteLine();
+                Console.WriteLine($"Round {round} of {options.Rounds}:");
+            }
+
+            PrintClosedLoop(lab, ceiling, plain, hub, loadBefore, Machine.LoadAverage());
+            loadBefore = Machine.LoadAverage();
+            pairs.Add((plain, hub));
+        }
+
+        if (pairs.Count > 1)
+        {
+            PrintRounds(pairs, ceiling);
+        }
 
         if (options.HalfLoad)
         {
-            var rate = Math.Round(plain.Stats.EndToEnd / 2);
+            // Half of the median plain receiver of the rounds (of the one pair without --rounds).
+            var rate = Math.Round(Median([.. pairs.Select(p => p.Plain.Stats.EndToEnd)]) / 2);
             Console.Error.WriteLine($"Half load: open loop at {rate:F0} events/s, half the plain receiver's closed-loop end to end…");
             var plainHalf = await PushLeg.RunAsync(lab, new LegSpec("plain-half", Target.Plain, rate));
             var hubHalf = await PushLeg.RunAsync(lab, new LegSpec("hub-half", Target.Hub, rate));
@@ -70,10 +89,37 @@ internal static class CompareRun
         Row("outbox sends by path per instance (callbackhub_outbox_sent_total, _ingest_waits_total)", "–", "–", Report.OutboxPaths(hub.OutboxPaths), "–", "–");
     }
 
+    /// <summary>Every round's pair in one table, in the order they ran, and the median ratio: what a single pair cannot say.</summary>
+    private static void PrintRounds(List<(LegResult Plain, LegResult Hub)> pairs, double? ceiling)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"All {pairs.Count} rounds, in the order they ran (closed loop, events/s end to end):");
+        Console.WriteLine();
+        Console.WriteLine("| round | plain receiver | CallbackHub | CallbackHub ÷ plain receiver | CallbackHub ÷ broker ceiling | CallbackHub µs per event | lost / dup / order (CallbackHub) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---|");
+        for (var i = 0; i < pairs.Count; i++)
+        {
+            var (p, h) = (pairs[i].Plain.Stats, pairs[i].Hub.Stats);
+            Console.WriteLine($"| {i + 1} | {N(p.EndToEnd)} | {N(h.EndToEnd)} | {Ratio(h.EndToEnd, p.EndToEnd)} | "
+                + $"{(ceiling is { } c ? (h.EndToEnd / c).ToString("P0", CultureInfo.InvariantCulture) : "–")} | {h.MicrosecondsPerEvent:F0} | "
+                + $"{h.Lost} / {h.Duplicates} / {h.OrderViolations} |");
+        }
+
+        var ratios = pairs.Select(p => p.Hub.Stats.EndToEnd / p.Plain.Stats.EndToEnd).ToArray();
+        Console.WriteLine($"| **median** | {N(Median([.. pairs.Select(p => p.Plain.Stats.EndToEnd)]))} | {N(Median([.. pairs.Select(p => p.Hub.Stats.EndToEnd)]))} | "
+            + $"**{Median(ratios):F2}×** (range {ratios.Min():F2}–{ratios.Max():F2}×) | – | – | – |");
+    }
+
+    private static double Median(double[] values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
     private static void PrintHalfLoad(double rate, LegResult plain, LegResult hub)
     {
         var (p, h) = (plain.Stats, hub.Stats);
-        Console.WriteLine($"Half load: open loop at {rate:F0} events/s (50 % of the plain receiver's closed-loop end to end above), same agents and batches.");
+        Console.WriteLine($"Half load: open loop at {rate:F0} events/s (50 % of the plain receiver's closed-loop end to end above; the median with --rounds), same agents and batches.");
         Console.WriteLine();
         Console.WriteLine("| metric | plain receiver | CallbackHub |");
         Console.WriteLine("|---|---:|---:|");

@@ -85,6 +85,12 @@ internal sealed class LoadOptions
     /// <summary>With <c>--target both</c>: also run each target open loop at half the rate the plain receiver reached.</summary>
     public bool HalfLoad { get; private init; }
 
+    /// <summary>
+    /// With <c>--target both</c>: closed-loop pairs (plain receiver, then CallbackHub) run this many times; the summary gives each
+    /// pair's ratio and their median. On a shared machine one pair moves by ±30 %.
+    /// </summary>
+    public int Rounds { get; private init; } = 1;
+
     public Scenario Scenario { get; private init; } = Scenario.Load;
 
     /// <summary>Events pushed while the broker is stopped (<c>--scenario backlog</c>).</summary>
@@ -130,7 +136,7 @@ internal sealed class LoadOptions
         ["gateway-latency", "heartbeat-tokens", "restart-delay", "events-per-second", "gateway-max-concurrent-calls", "roster", "sample-interval"];
 
     private static readonly string[] PushOnly =
-        ["rate", "warmup", "events-per-push", "concurrency", "baseline-duration", "baselines", "target", "half-load", "scenario", "backlog-events",
+        ["rate", "warmup", "events-per-push", "concurrency", "baseline-duration", "baselines", "target", "half-load", "rounds", "scenario", "backlog-events",
          "freeze-for", "drain-timeout", "rabbitmq-node"];
 
     public static LoadOptions Parse(string[] args)
@@ -196,6 +202,7 @@ internal sealed class LoadOptions
             Target = target,
             Scenario = scenario,
             HalfLoad = Get("half-load") is "true" or "on" or "yes",
+            Rounds = Int("rounds", 1),
             BacklogEvents = Int("backlog-events", defaults.BacklogEvents),
             Fault = Get("fault") switch
             {
@@ -244,6 +251,11 @@ internal sealed class LoadOptions
         if (options.HalfLoad && options.Target != Target.Both)
         {
             throw new ArgumentException("--half-load true needs --target both: the half rate is the plain receiver's closed-loop rate of the same run.");
+        }
+
+        if (options.Rounds < 1 || options.Rounds > 1 && options.Target != Target.Both)
+        {
+            throw new ArgumentException("--rounds must be ≥ 1, and more than 1 only with --target both (pairs of closed-loop legs).");
         }
 
         if (options.Target == Target.Both && options.Rate > 0)

@@ -17,6 +17,7 @@ public sealed class PublishingTests(PostgresFixture postgres, RabbitMqFixture ra
     {
         await using var consumer = await QueueProbe.StartAsync(Broker);
         await SignInAsync();
+        await consumer.WaitForAsync(2); // the sign-in events first, so the push below is events 3–5
         // 128 characters without '_' (the category is the whole type) would make a 262-byte key; 128 'é' one of 519 bytes.
         var ascii = new string('A', 128);
         var accented = new string('é', 128);

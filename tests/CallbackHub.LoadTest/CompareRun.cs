@@ -36,8 +36,9 @@ internal static class CompareRun
                 Console.WriteLine($"Round {round} of {options.Rounds}:");
             }
 
-            PrintClosedLoop(lab, ceiling, plain, hub, loadBefore, Machine.LoadAverage());
-            loadBefore = Machine.LoadAverage();
+            var loadAfter = Machine.LoadAverage();
+            PrintClosedLoop(lab, ceiling, plain, hub, loadBefore, loadAfter);
+            loadBefore = loadAfter;
             pairs.Add((plain, hub));
         }
 
@@ -110,11 +111,8 @@ internal static class CompareRun
             + $"**{Median(ratios):F2}×** (range {ratios.Min():F2}–{ratios.Max():F2}×) | – | – | – |");
     }
 
-    private static double Median(double[] values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-    }
+    // The legs' own quantile: the middle value (of an even number, the upper of the middle two).
+    private static double Median(double[] values) => LegStats.Quantile([.. values.Order()], 0.5);
 
     private static void PrintHalfLoad(double rate, LegResult plain, LegResult hub)
     {

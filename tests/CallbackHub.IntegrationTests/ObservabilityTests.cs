@@ -18,6 +18,7 @@ public sealed class ObservabilityTests(PostgresFixture postgres, RabbitMqFixture
     public async Task Live_ready_metrics_and_openapi_answer_on_a_healthy_service()
     {
         await SignInAsync();
+        await Database.WaitForRowsAsync(2); // the sign-in events are pushed by the gateway on its own, after the answer
         await EventRows.WaitUntilPublishedAsync(Database);
 
         Assert.Equal(HttpStatusCode.OK, (await HealthAsync("/health/live")).Status);
@@ -51,6 +52,7 @@ public sealed class ObservabilityTests(PostgresFixture postgres, RabbitMqFixture
     public async Task Without_RabbitMQ_ready_turns_unready_and_the_backlog_grows_then_drains_when_it_returns()
     {
         await SignInAsync();
+        await Database.WaitForRowsAsync(2); // the sign-in events are pushed by the gateway on its own, after the answer
         await EventRows.WaitUntilPublishedAsync(Database);
         await EventuallyAsync(() => HealthAsync("/health/ready"), h => h.Status == HttpStatusCode.OK);
 

@@ -13,6 +13,7 @@ public sealed class OutageTests(PostgresFixture postgres, RabbitMqFixture rabbit
         var queue = $"outage-{Guid.NewGuid():N}";
         await (await QueueProbe.StartAsync(Broker, "#", queue)).DisposeAsync(); // a durable queue, bound before the outage
         await SignInAsync();
+        await Database.WaitForRowsAsync(2); // the sign-in events are pushed by the gateway on its own, after the answer
         await EventRows.WaitUntilPublishedAsync(Database);
 
         await RabbitMq.StopAsync();
@@ -46,6 +47,7 @@ public sealed class OutageTests(PostgresFixture postgres, RabbitMqFixture rabbit
         var queue = $"restart-{Guid.NewGuid():N}";
         await (await QueueProbe.StartAsync(Broker, "#", queue)).DisposeAsync();
         await SignInAsync();
+        await Database.WaitForRowsAsync(2); // the sign-in events are pushed by the gateway on its own, after the answer
         await EventRows.WaitUntilPublishedAsync(Database);
         await RabbitMq.StopAsync();
         try

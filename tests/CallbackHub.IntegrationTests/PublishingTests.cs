@@ -36,6 +36,7 @@ public sealed class PublishingTests(PostgresFixture postgres, RabbitMqFixture ra
     public async Task With_no_queue_bound_the_messages_are_kept_in_the_unrouted_queue()
     {
         await SignInAsync();
+        await Database.WaitForRowsAsync(2); // the sign-in events first (the gateway pushes them on its own), so the push below is event 3
         var (status, _) = await Gateway.PushOnceAsync(Agent, [Event("AgentState_Work")]);
         Assert.Equal(200, status);
         Assert.All(await EventRows.WaitUntilPublishedAsync(Database, TimeSpan.FromSeconds(30)), r => Assert.True(r.Published));
@@ -109,6 +110,7 @@ public sealed class PublishingTests(PostgresFixture postgres, RabbitMqFixture ra
     public async Task Progress_recorded_under_an_epoch_since_taken_over_is_refused()
     {
         await SignInAsync();
+        await Database.WaitForRowsAsync(2);
         Assert.All(await EventRows.WaitUntilPublishedAsync(Database, TimeSpan.FromSeconds(30)), r => Assert.True(r.Published));
         var partitions = await EventRows.ScalarAsync<long>(Database, "SELECT count(*) FROM outbox_partitions");
         var partition = (int)(Agent % partitions);

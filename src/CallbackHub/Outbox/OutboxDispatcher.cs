@@ -500,6 +500,7 @@ internal sealed partial class OutboxDispatcher(
 
         lane.MarkSent(e.Sequence);
         Interlocked.Increment(ref _inFlight);
+        var sentAt = DateTimeOffset.UtcNow;
         broker.Send(new PublishItem
         {
             AgentId = e.AgentId,
@@ -508,11 +509,11 @@ internal sealed partial class OutboxDispatcher(
             MessageId = e.EventId.ToString(),
             Exchange = AgentEventTopology.ExchangeName,
             RoutingKey = AgentEventTopology.RoutingKey(e.EventType, e.AgentId),
-            Body = envelope.Write(e, DateTimeOffset.UtcNow),
+            Body = envelope.Write(e, sentAt),
             Mandatory = Options.KeepUnrouted,
             ValidUntil = held.ValidUntil,
         });
-        metrics.SendDelay(DateTimeOffset.UtcNow - e.ReceivedAt);
+        metrics.SendDelay(sentAt - e.ReceivedAt);
         return true;
     }
 

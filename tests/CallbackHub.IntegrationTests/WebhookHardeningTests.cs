@@ -7,6 +7,7 @@ using CallbackHub.Agents;
 using CallbackHub.IntegrationTests.Infrastructure;
 using CallbackHub.IntegrationTests.Support;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace CallbackHub.IntegrationTests;
@@ -24,6 +25,11 @@ public sealed class WebhookHardeningTests(PostgresFixture postgres, RabbitMqFixt
     {
         ["Callbacks:BodyTimeout"] = "00:00:02",
     };
+
+    // A CI run once answered a whole flood 503 (token lookups failing for minutes) with nothing to say why: the hub's own
+    // warnings and errors now reach a failed test's output.
+    protected override void ConfigureHub(Microsoft.AspNetCore.Builder.WebApplicationBuilder builder) =>
+        builder.Logging.AddProvider(new TestOutputLoggerProvider(output));
 
     [Fact]
     public async Task A_retry_that_repeats_the_last_batch_and_appends_newer_events_stores_only_the_new_ones()

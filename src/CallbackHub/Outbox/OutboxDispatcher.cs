@@ -78,7 +78,7 @@ internal sealed partial class OutboxDispatcher(
     // About 300 bytes each: the agents of tens of thousands keep theirs.
     private const int MaxLanes = 65_536;
 
-    private static readonly TimeSpan ConnectRetryCap = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan ConnectRetryCap = TimeSpan.FromMilliseconds(500);
 
     // A stuck agent is tried again this many longest pauses apart: each try may cost the others on its channel a republish.
     private const int StuckRetryFactor = 20;

@@ -257,11 +257,9 @@ namespace CallbackHub.Migrations
 
                     b.HasKey("AgentId");
 
-                    b.HasIndex("AgentId")
-                        .HasDatabaseName("ix_agent_streams_unpublished")
-                        .HasFilter("last_sequence > published_sequence");
-
                     b.ToTable("agent_streams", (string)null);
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 50);
                 });
 
             modelBuilder.Entity("CallbackHub.Storage.KeeperInstance", b =>

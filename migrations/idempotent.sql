@@ -323,3 +323,28 @@ BEGIN
 END $EF$;
 COMMIT;
 
+START TRANSACTION;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203071134_OutboxHotUpdates') THEN
+    DROP INDEX ix_agent_streams_unpublished;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203071134_OutboxHotUpdates') THEN
+    ALTER TABLE agent_streams SET (fillfactor=50);
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203071134_OutboxHotUpdates') THEN
+    INSERT INTO "__EFMigrationsHistory" ("MigrationId", "ProductVersion")
+    VALUES ('20261203071134_OutboxHotUpdates', '10.0.15');
+    END IF;
+END $EF$;
+COMMIT;
+

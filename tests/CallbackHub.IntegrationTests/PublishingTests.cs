@@ -70,6 +70,20 @@ public sealed class PublishingTests(PostgresFixture postgres, RabbitMqFixture ra
 
         Assert.Equal(12, inserted);
         Assert.Equal(0, await EventRows.ScalarAsync<long>(Database, "SELECT n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname = 'agent_events'"));
+
+        // The agent's stream row is updated by every push and every progress write: HOT updates (no index entries written),
+        // which an index on a column they change (such as one on "unpublished") would rule out.
+        long updated, hot;
+        do
+        {
+            await Task.Delay(250);
+            updated = await EventRows.ScalarAsync<long>(Database, "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'agent_streams'");
+            hot = await EventRows.ScalarAsync<long>(Database, "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'agent_streams'");
+        }
+        while (updated < 6 && DateTime.UtcNow < deadline + TimeSpan.FromSeconds(15));
+
+        Assert.InRange(updated, 6, long.MaxValue); // five pushes and at least one progress write
+        Assert.True(hot >= updated * 0.9, $"{hot} of {updated} updates of agent_streams were HOT");
     }
 
     [Fact]

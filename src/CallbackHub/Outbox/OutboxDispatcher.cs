@@ -31,8 +31,21 @@ internal sealed partial class OutboxDispatcher(
     ILogger<OutboxDispatcher> logger) : BackgroundService
 {
     // The agents of the held partitions with something unpublished after what is in flight ($1/$2: the lanes in memory
-    // and their highest sent sequence, or bigint max for an agent pausing after failures).
-    private const string FetchSql = """
+    // and their highest sent sequence, or bigint max for an agent pausing after failures); all of them, or those in $7 (through
+    // the primary key). agent_streams has no index on "unpublished" (its updates would not be HOT): reading all of it is a
+    // sequential scan, which is why it is done only when something may be anywhere (a lease change, a reconnect, the poll).
+    private const string FetchAllSql = $"""
+        {FetchSelectSql}
+        LIMIT $6
+        """;
+
+    private const string FetchAgentsSql = $"""
+        {FetchSelectSql}
+          AND s.agent_id = ANY($7::int[])
+        LIMIT $6
+        """;
+
+    private const string FetchSelectSql = """
         SELECT s.agent_id, s.published_sequence, e.sequence, e.event_id, e.event_type, e.content::text, e.event_gen_time, e.received_at
         FROM agent_streams s
         LEFT JOIN unnest($1::int[], $2::bigint[]) AS c(agent_id, sent) ON c.agent_id = s.agent_id
@@ -44,7 +57,6 @@ internal sealed partial class OutboxDispatcher(
             LIMIT $3) e
         WHERE s.last_sequence > s.published_sequence AND s.last_sequence > coalesce(c.sent, 0)
           AND s.agent_id % $4 = ANY($5::int[])
-        LIMIT $6
         """;
 
     // Progress is not worth a WAL flush of its own: lost in a crash of PostgreSQL, it only means events published again.
@@ -86,6 +98,9 @@ internal sealed partial class OutboxDispatcher(
     private const string StuckSql = "UPDATE agent_streams SET publish_error = $2 WHERE agent_id = $1";
 
     private readonly Dictionary<int, AgentLane> _lanes = [];
+
+    // Agents to read from the database at the next fetch (handed over out of line, or committed on another instance).
+    private readonly HashSet<int> _fetchAgents = [];
     private readonly List<AgentLane> _newlyStuck = [];
 
     // Events committed here, in commit order, that wait for room in the confirm window (at most QueueCapFactor × MaxQueued).
@@ -150,7 +165,7 @@ internal sealed partial class OutboxDispatcher(
                 await wakeups.WaitAsync(NextWait(), stoppingToken);
                 if (await RoundAsync(stoppingToken))
                 {
-                    wakeups.RequestFetch();
+                    wakeups.Wake();
                 }
 
                 failures = 0;
@@ -255,19 +270,19 @@ internal sealed partial class OutboxDispatcher(
         }
 
         DropLanesNotHeld();
-        // What was committed here is sent as it is when it is next in line; anything else is read from the database.
-        var fetchWanted = wakeups.TakeFetchRequest() | _refetch;
-        _refetch = false;
-        if (!SendHandoffs(wakeups.TakeHandoffs(), now))
-        {
-            fetchWanted = true;
-        }
+        // What was committed here is sent as it is when it is next in line; anything else is read from the database: the
+        // agents it concerns, or every agent when anything may be anywhere.
+        var (all, agents) = wakeups.TakeFetchRequest();
+        var fetchAll = all | _refetch;
+        _fetchAgents.UnionWith(agents);
+        SendHandoffs(wakeups.TakeHandoffs(), now);
 
+        var fetchWanted = fetchAll || _fetchAgents.Count > 0;
         var budget = Options.MaxInFlight - InFlight;
         int[] held = fetchWanted ? [.. partitions.Held.Values.Where(h => h.IsPublishable(now)).Select(h => h.Id)] : [];
         var fetch = fetchWanted && broker.IsOpen && budget > 0 && held.Length > 0 && partitions.Count > 0;
-        // Wanted but not possible now (no broker, no budget): the next round reads.
-        _refetch = fetchWanted && !fetch;
+        // Wanted but not possible now (no broker, no budget): the next round reads (the agents wait in _fetchAgents).
+        _refetch = fetchAll && !fetch;
         await RecordAsync(fetch, cancellationToken);
         if (!fetch)
         {
@@ -275,10 +290,12 @@ internal sealed partial class OutboxDispatcher(
             return false;
         }
 
+        int[]? only = fetchAll ? null : [.. _fetchAgents];
+        _fetchAgents.Clear();
         List<OutboxRow> rows = [];
         await using (var command = dataSource.CreateBatch())
         {
-            command.BatchCommands.Add(FetchCommand(held, budget, now));
+            command.BatchCommands.Add(FetchCommand(held, budget, now, only));
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -291,8 +308,15 @@ internal sealed partial class OutboxDispatcher(
         var sent = Send(rows, now);
         await RecordStuckAsync(cancellationToken);
         ForgetIdle();
-        // Full budget or an agent's cap reached: more is waiting.
-        return rows.Count >= budget || sent.CappedAgents > 0;
+        // Full budget or an agent's cap reached: more is waiting, read again the same way.
+        var more = rows.Count >= budget || sent.CappedAgents > 0;
+        if (more && only is not null)
+        {
+            _fetchAgents.UnionWith(only);
+        }
+
+        _refetch |= more && only is null;
+        return more;
     }
 
     /// <summary>
@@ -372,7 +396,7 @@ internal sealed partial class OutboxDispatcher(
         return (lanes, recorded);
     }
 
-    private NpgsqlBatchCommand FetchCommand(int[] held, int budget, long now)
+    private NpgsqlBatchCommand FetchCommand(int[] held, int budget, long now, int[]? only)
     {
         // Only the lanes whose cursor says more than the database does: events sent past the recorded progress, or a pause
         // after failures (left out until its time comes). The others' published_sequence is already their cursor, so the
@@ -388,7 +412,7 @@ internal sealed partial class OutboxDispatcher(
             }
         }
 
-        return new NpgsqlBatchCommand(FetchSql)
+        var command = new NpgsqlBatchCommand(only is null ? FetchAllSql : FetchAgentsSql)
         {
             Parameters =
             {
@@ -400,6 +424,12 @@ internal sealed partial class OutboxDispatcher(
                 new NpgsqlParameter<int> { TypedValue = budget },
             },
         };
+        if (only is not null)
+        {
+            command.Parameters.Add(IntArray(only));
+        }
+
+        return command;
     }
 
     private (int Sent, int CappedAgents) Send(List<OutboxRow> rows, long now)
@@ -422,12 +452,11 @@ internal sealed partial class OutboxDispatcher(
 
     /// <summary>
     /// Sends what was committed here, in commit order; what finds the confirm window full waits in memory for room (up to
-    /// 4 × <see cref="OutboxOptions.MaxQueued"/> events), ahead of anything read from the database. False if anything could not
-    /// be sent or kept (then it is read back).
+    /// 4 × <see cref="OutboxOptions.MaxQueued"/> events), ahead of anything read from the database. The agents of anything that
+    /// could not be sent or kept are read back.
     /// </summary>
-    private bool SendHandoffs(List<CommittedPush> pushes, long now)
+    private void SendHandoffs(List<CommittedPush> pushes, long now)
     {
-        var all = true;
         var handled = _queued.Count; // queued before, plus what is taken now
         foreach (var push in pushes)
         {
@@ -444,7 +473,7 @@ internal sealed partial class OutboxDispatcher(
                 }
                 else
                 {
-                    all = false; // beyond the bound: read back once there is room
+                    _fetchAgents.Add(e.AgentId); // beyond the bound: read back once there is room
                 }
             }
         }
@@ -454,14 +483,18 @@ internal sealed partial class OutboxDispatcher(
         {
             _queued.Dequeue();
             // Without a lane the agent's published sequence is unknown: the database tells.
-            var one = TrySend(next, now, published: null);
-            sent += one ? 1 : 0;
-            all &= one;
+            if (TrySend(next, now, published: null))
+            {
+                sent++;
+            }
+            else
+            {
+                _fetchAgents.Add(next.AgentId);
+            }
         }
 
         backpressure.Removed(handled - _queued.Count);
         metrics.Sent(sent, readBack: false);
-        return all;
     }
 
     /// <summary>

@@ -7,10 +7,12 @@ namespace CallbackHub.Outbox;
 
 /// <summary>
 /// Wakes the publisher of an agent's partition once its events are committed. The publisher is often this instance:
-/// an in-process signal. Otherwise one NOTIFY on <see cref="Channel"/>, naming the partitions, sent after the commit
-/// (never inside it: PostgreSQL serialises committing transactions that notified) and shared by every commit of the
-/// last <see cref="OutboxOptions.WakeupCoalesce"/>. Every instance LISTENs and wakes its publisher when a notification
-/// names a partition it holds. Lost notifications cost at most one <see cref="OutboxOptions.PollInterval"/>.
+/// an in-process signal. Otherwise one NOTIFY on <see cref="Channel"/>, naming the partitions and the agents, sent after
+/// the commit (never inside it: PostgreSQL serialises committing transactions that notified) and shared by every commit
+/// of the last <see cref="OutboxOptions.WakeupCoalesce"/>. Every instance LISTENs and has its publisher read the named
+/// agents of the partitions it holds (by primary key: a few rows, however many agents there are); a notification that
+/// names no agents (too many for one payload, or an older instance's) has it read every agent of its partitions. Lost
+/// notifications cost at most one <see cref="OutboxOptions.PollInterval"/>.
 /// </summary>
 internal sealed partial class OutboxWakeups(
     NpgsqlDataSource dataSource, OutboxPartitions partitions, OutboxBackpressure backpressure, IOptions<OutboxOptions> options,
@@ -28,7 +30,12 @@ internal sealed partial class OutboxWakeups(
     private readonly Lock _gate = new();
     private readonly System.Collections.Concurrent.ConcurrentQueue<CommittedPush> _handoffs = new();
     private HashSet<int> _remotePartitions = [];
+    private HashSet<int> _remoteAgents = [];
+    private HashSet<int> _fetchAgents = [];
     private int _fetchRequested = 1;
+
+    // A payload stays under PostgreSQL's 8,000 bytes: up to 128 partitions ("127,") and this many agents ("999999,").
+    internal const int MaxAgentsPerNotify = 1_000;
 
     /// <summary>
     /// These pushes were committed. Those of agents this instance publishes are handed to its publisher as they are (it
@@ -53,6 +60,7 @@ internal sealed partial class OutboxWakeups(
             lock (_gate)
             {
                 _remotePartitions.Add(partition);
+                _remoteAgents.Add(agentId);
             }
 
             remote = true;
@@ -72,15 +80,42 @@ internal sealed partial class OutboxWakeups(
     /// <summary>Wakes this instance's publisher.</summary>
     public void Wake() => _local.Writer.TryWrite(true);
 
-    /// <summary>Wakes this instance's publisher to read the database: something may be there that it was not handed.</summary>
+    /// <summary>
+    /// Wakes this instance's publisher to read the database for every agent of its partitions: something may be there that
+    /// it was not handed.
+    /// </summary>
     public void RequestFetch()
     {
         Volatile.Write(ref _fetchRequested, 1);
         Wake();
     }
 
-    /// <summary>Whether a read was asked for since the last call.</summary>
-    public bool TakeFetchRequest() => Interlocked.Exchange(ref _fetchRequested, 0) == 1;
+    /// <summary>Wakes this instance's publisher to read these agents' rows: another instance committed events of theirs.</summary>
+    public void RequestFetch(IEnumerable<int> agentIds)
+    {
+        lock (_gate)
+        {
+            _fetchAgents.UnionWith(agentIds);
+        }
+
+        Wake();
+    }
+
+    /// <summary>What was asked for since the last call: a read of every agent, and the agents to read in any case.</summary>
+    public (bool All, HashSet<int> Agents) TakeFetchRequest()
+    {
+        var all = Interlocked.Exchange(ref _fetchRequested, 0) == 1;
+        HashSet<int> agents = [];
+        lock (_gate)
+        {
+            if (_fetchAgents.Count > 0)
+            {
+                (agents, _fetchAgents) = (_fetchAgents, agents);
+            }
+        }
+
+        return (all, agents);
+    }
 
     /// <summary>The pushes committed here since the last call, for agents this instance publishes.</summary>
     public List<CommittedPush> TakeHandoffs()
@@ -122,13 +157,14 @@ internal sealed partial class OutboxWakeups(
         {
             _remote.Reader.TryRead(out _);
             HashSet<int> due;
+            HashSet<int> agents;
             lock (_gate)
             {
                 (due, _remotePartitions) = (_remotePartitions, []);
+                (agents, _remoteAgents) = (_remoteAgents, []);
             }
 
-            // "-1": the partition count is not known yet; every instance wakes.
-            var payload = string.Join(',', due.Order().Select(p => p.ToString(CultureInfo.InvariantCulture)));
+            var payload = FormatPayload(due, agents);
             try
             {
                 await using var command = dataSource.CreateCommand("SELECT pg_notify($1, $2)");
@@ -213,16 +249,79 @@ internal sealed partial class OutboxWakeups(
         }
     }
 
+    /// <summary>
+    /// "3,17|1001,2045": the partitions (by the sender's count; "-1" when it did not know it yet), then the agents. Without
+    /// the agents when there are more than <see cref="MaxAgentsPerNotify"/>. Instances before the agents were named read a
+    /// payload with "|" as one they cannot parse, and read every agent of their partitions: still correct.
+    /// </summary>
+    internal static string FormatPayload(IEnumerable<int> partitionIds, IReadOnlyCollection<int> agentIds)
+    {
+        var text = string.Join(',', partitionIds.Order().Select(p => p.ToString(CultureInfo.InvariantCulture)));
+        return agentIds.Count is 0 or > MaxAgentsPerNotify
+            ? text
+            : text + "|" + string.Join(',', agentIds.Order().Select(a => a.ToString(CultureInfo.InvariantCulture)));
+    }
+
+    /// <summary>The payload's partitions and agents (null: not named); false when it cannot be read.</summary>
+    internal static bool TryParsePayload(string payload, out List<int> partitionIds, out List<int>? agentIds)
+    {
+        partitionIds = [];
+        agentIds = null;
+        var parts = payload.Split('|');
+        if (parts.Length > 2 || !TryParseList(parts[0], partitionIds))
+        {
+            return false;
+        }
+
+        if (parts.Length == 2)
+        {
+            agentIds = [];
+            return TryParseList(parts[1], agentIds) && agentIds.All(a => a >= 0);
+        }
+
+        return true;
+    }
+
+    private static bool TryParseList(string text, List<int> into)
+    {
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id))
+            {
+                return false;
+            }
+
+            into.Add(id);
+        }
+
+        return true;
+    }
+
     private void OnNotification(string payload)
     {
         var held = partitions.Held;
-        foreach (var part in payload.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        if (!TryParsePayload(payload, out var partitionIds, out var agentIds))
         {
-            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id) || id < 0 || held.ContainsKey(id))
+            RequestFetch();
+            return;
+        }
+
+        if (agentIds is null)
+        {
+            // Partitions only: every agent of a named one this instance holds is read ("-1": the sender did not know the count).
+            if (partitionIds.Any(id => id < 0 || held.ContainsKey(id)))
             {
                 RequestFetch();
-                return;
             }
+
+            return;
+        }
+
+        // The partition is this instance's own computation: right even when the sender was configured with another count.
+        var mine = agentIds.Where(a => held.ContainsKey(partitions.PartitionOf(a))).ToList();
+        if (mine.Count > 0)
+        {
+            RequestFetch(mine);
         }
     }
 

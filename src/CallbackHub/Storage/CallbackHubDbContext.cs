@@ -40,8 +40,10 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.LastBatchSkipped).HasColumnName("last_batch_skipped");
             e.Property(x => x.PublishedSequence).HasColumnName("published_sequence");
             e.Property(x => x.PublishError).HasColumnName("publish_error");
-            // The agents with something to publish: small however many agents there are, and what every outbox round reads.
-            e.HasIndex(x => x.AgentId).HasDatabaseName("ix_agent_streams_unpublished").HasFilter("last_sequence > published_sequence");
+            // Every push and every progress write updates its agent's row: with no index on a column they change (an index on
+            // "unpublished" was one, through its predicate) and room left on each page, those updates are HOT (PostgreSQL
+            // writes no index entries for them). The publisher reads rows by agent (the primary key) or, rarely, all of them.
+            e.HasStorageParameter("fillfactor", 50);
         });
 
         model.Entity<AgentSession>(e =>

@@ -37,7 +37,10 @@ internal sealed class Consumer : IAsyncDisposable
         var connection = await new ConnectionFactory { Uri = new Uri(amqpUri), ClientProvidedName = "callbackhub-loadtest-consumer" }.CreateConnectionAsync();
         var channel = await connection.CreateChannelAsync();
         await channel.ExchangeDeclareAsync(AgentEventTopology.ExchangeName, ExchangeType.Topic, durable: true, autoDelete: false);
-        await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);
+        // Deleted by the broker once unused for a minute: a run that was killed leaves no queue bound to "#" behind, which
+        // would take a copy of every message in later runs (with no consumer, doubling the broker's work per message).
+        await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-expires"] = 60_000 });
         await channel.QueueBindAsync(queue, AgentEventTopology.ExchangeName, "#");
         await channel.BasicQosAsync(0, 2000, false);
         var consumer = new Consumer(connection, channel, queue, agents, counters);

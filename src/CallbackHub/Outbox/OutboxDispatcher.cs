@@ -114,6 +114,7 @@ internal sealed partial class OutboxDispatcher(
     private long _earliestRetry = long.MaxValue;
     private long _nextConnectAt;
     private bool _refetch = true;
+    private long _fetchedAllAt;
     private bool _recordPending;
     private Task<(List<AgentLane> Lanes, Dictionary<int, long> Recorded)>? _recording;
     private int _connectFailures;
@@ -273,7 +274,8 @@ internal sealed partial class OutboxDispatcher(
         // What was committed here is sent as it is when it is next in line; anything else is read from the database: the
         // agents it concerns, or every agent when anything may be anywhere.
         var (all, agents) = wakeups.TakeFetchRequest();
-        var fetchAll = all | _refetch;
+        // The poll, even while wake-ups keep coming: a lost notification costs at most one poll interval.
+        var fetchAll = all || _refetch || Stopwatch.GetElapsedTime(_fetchedAllAt) >= Options.PollInterval;
         _fetchAgents.UnionWith(agents);
         SendHandoffs(wakeups.TakeHandoffs(), now);
 
@@ -292,9 +294,15 @@ internal sealed partial class OutboxDispatcher(
 
         int[]? only = fetchAll ? null : [.. _fetchAgents];
         _fetchAgents.Clear();
-        List<OutboxRow> rows = [];
-        await using (var command = dataSource.CreateBatch())
+        if (only is null)
         {
+            _fetchedAllAt = Stopwatch.GetTimestamp();
+        }
+
+        List<OutboxRow> rows = [];
+        try
+        {
+            await using var command = dataSource.CreateBatch();
             command.BatchCommands.Add(FetchCommand(held, budget, now, only));
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
@@ -303,6 +311,11 @@ internal sealed partial class OutboxDispatcher(
                     reader.GetGuid(3), reader.GetInt32(0), reader.GetInt64(2), reader.GetString(4), reader.GetString(5),
                     reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7))));
             }
+        }
+        catch
+        {
+            _refetch = true; // whatever was to be read, the next round reads everything
+            throw;
         }
 
         var sent = Send(rows, now);

@@ -6,21 +6,22 @@ namespace CallbackHub.UnitTests;
 public sealed class OutboxWakeupsTests
 {
     [Fact]
-    public void A_payload_names_the_partitions_then_the_agents_and_reads_back_the_same()
+    public void A_payload_names_the_agents_and_reads_back_the_same()
     {
         var payload = OutboxWakeups.FormatPayload([17, 3], [2045, 1001, 999999]);
 
-        Assert.Equal("3,17|1001,2045,999999", payload);
+        Assert.Equal("|1001,2045,999999", payload); // each receiver works out the partitions with its own count
         Assert.True(OutboxWakeups.TryParsePayload(payload, out var partitions, out var agents));
-        Assert.Equal([3, 17], partitions);
+        Assert.Empty(partitions);
         Assert.Equal([1001, 2045, 999999], agents);
     }
 
     [Fact]
-    public void Too_many_agents_for_one_payload_name_only_the_partitions_and_stay_under_postgresql_s_limit()
+    public void Too_many_agents_for_one_payload_name_only_the_partitions_and_every_payload_stays_under_postgresql_s_limit()
     {
         var agents = Enumerable.Range(999_999 - OutboxWakeups.MaxAgentsPerNotify + 1, OutboxWakeups.MaxAgentsPerNotify).ToList();
-        var most = OutboxWakeups.FormatPayload(Enumerable.Range(0, 128), agents);
+        var allPartitions = Enumerable.Range(0, 4096).ToList(); // Outbox__Partitions at its largest
+        var most = OutboxWakeups.FormatPayload(allPartitions, agents);
         Assert.True(most.Length < 8000, $"{most.Length} characters"); // pg_notify refuses a payload of 8,000 bytes or more
 
         var payload = OutboxWakeups.FormatPayload([5], [.. agents, 1001]);
@@ -28,6 +29,9 @@ public sealed class OutboxWakeupsTests
         Assert.True(OutboxWakeups.TryParsePayload(payload, out var partitions, out var named));
         Assert.Equal([5], partitions);
         Assert.Null(named); // every agent of partition 5 is read
+
+        // 4,096 partitions do not fit either: "-1", every instance reads every agent of its partitions.
+        Assert.Equal("-1", OutboxWakeups.FormatPayload(allPartitions, [.. agents, 1001]));
     }
 
     [Theory]

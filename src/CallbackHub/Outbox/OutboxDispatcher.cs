@@ -31,11 +31,14 @@ internal sealed partial class OutboxDispatcher(
     ILogger<OutboxDispatcher> logger) : BackgroundService
 {
     // The agents of the held partitions with something unpublished after what is in flight ($1/$2: the lanes in memory
-    // and their highest sent sequence, or bigint max for an agent pausing after failures); all of them, or those in $7 (through
-    // the primary key). agent_streams has no index on "unpublished" (its updates would not be HOT): reading all of it is a
-    // sequential scan, which is why it is done only when something may be anywhere (a lease change, a reconnect, the poll).
+    // and their highest sent sequence, or bigint max for an agent pausing after failures); those in $7 (through the primary
+    // key), or all of them from agent $7 on, in agent order. agent_streams has no index on "unpublished" (its updates would
+    // not be HOT): reading all of it walks the whole table, so it is done only when something may be anywhere (a lease
+    // change, a reconnect, the poll), and a read cut short by the budget goes on from where it stopped.
     private const string FetchAllSql = $"""
         {FetchSelectSql}
+          AND s.agent_id >= $7
+        ORDER BY s.agent_id, e.sequence
         LIMIT $6
         """;
 
@@ -115,6 +118,10 @@ internal sealed partial class OutboxDispatcher(
     private long _nextConnectAt;
     private bool _refetch = true;
     private long _fetchedAllAt;
+
+    // Where the full read in progress goes on (0: the next one starts a new pass), and which kind of read the last one was.
+    private int _fetchAllFrom;
+    private bool _lastFetchNamed;
     private bool _recordPending;
     private Task<(List<AgentLane> Lanes, Dictionary<int, long> Recorded)>? _recording;
     private int _connectFailures;
@@ -276,6 +283,11 @@ internal sealed partial class OutboxDispatcher(
         var (all, agents) = wakeups.TakeFetchRequest();
         // The poll, even while wake-ups keep coming: a lost notification costs at most one poll interval.
         var fetchAll = all || _refetch || Stopwatch.GetElapsedTime(_fetchedAllAt) >= Options.PollInterval;
+        if (all && _fetchAllFrom > 0)
+        {
+            _fetchedAllAt = 0; // asked for while a pass is under way: another pass from the first agent once it is done
+        }
+
         _fetchAgents.UnionWith(agents);
         SendHandoffs(wakeups.TakeHandoffs(), now);
 
@@ -292,43 +304,66 @@ internal sealed partial class OutboxDispatcher(
             return false;
         }
 
-        int[]? only = fetchAll ? null : [.. _fetchAgents];
-        _fetchAgents.Clear();
-        if (only is null)
+        // Both wanted: they take turns, so neither a chain of full reads nor a stream of named agents holds the other back.
+        var full = fetchAll && (_fetchAgents.Count == 0 || _lastFetchNamed);
+        _refetch = fetchAll && !full;
+        _lastFetchNamed = !full;
+        int[]? only = full ? null : [.. _fetchAgents];
+        if (only is not null)
         {
-            _fetchedAllAt = Stopwatch.GetTimestamp();
+            _fetchAgents.Clear();
+        }
+        else if (_fetchAllFrom == 0)
+        {
+            _fetchedAllAt = Stopwatch.GetTimestamp(); // a new pass
         }
 
-        List<OutboxRow> rows = [];
+        var more = false;
+        var done = false;
         try
         {
-            await using var command = dataSource.CreateBatch();
-            command.BatchCommands.Add(FetchCommand(held, budget, now, only));
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            List<OutboxRow> rows = [];
+            await using (var command = dataSource.CreateBatch())
             {
-                rows.Add(new OutboxRow(reader.GetInt64(1), new OutboxEvent(
-                    reader.GetGuid(3), reader.GetInt32(0), reader.GetInt64(2), reader.GetString(4), reader.GetString(5),
-                    reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7))));
+                command.BatchCommands.Add(FetchCommand(held, budget, now, only));
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    rows.Add(new OutboxRow(reader.GetInt64(1), new OutboxEvent(
+                        reader.GetGuid(3), reader.GetInt32(0), reader.GetInt64(2), reader.GetString(4), reader.GetString(5),
+                        reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7))));
+                }
+            }
+
+            var sent = Send(rows, now);
+            // Full budget or an agent's cap reached: more is waiting. A full read goes on from its last agent (whose later
+            // events may be what the budget cut off; the ones sent are behind its lane's cursor).
+            more = rows.Count >= budget || sent.CappedAgents > 0;
+            if (only is null)
+            {
+                _fetchAllFrom = more && rows.Count > 0 ? rows[^1].Event.AgentId : 0;
+            }
+
+            await RecordStuckAsync(cancellationToken);
+            ForgetIdle();
+            done = true;
+        }
+        finally
+        {
+            // Not finished, or more to read: the same read again (a failed full read goes on from where it was).
+            if (!done || more)
+            {
+                if (only is null)
+                {
+                    _refetch = true;
+                }
+                else
+                {
+                    _fetchAgents.UnionWith(only);
+                }
             }
         }
-        catch
-        {
-            _refetch = true; // whatever was to be read, the next round reads everything
-            throw;
-        }
 
-        var sent = Send(rows, now);
-        await RecordStuckAsync(cancellationToken);
-        ForgetIdle();
-        // Full budget or an agent's cap reached: more is waiting, read again the same way.
-        var more = rows.Count >= budget || sent.CappedAgents > 0;
-        if (more && only is not null)
-        {
-            _fetchAgents.UnionWith(only);
-        }
-
-        _refetch |= more && only is null;
         return more;
     }
 
@@ -437,11 +472,7 @@ internal sealed partial class OutboxDispatcher(
                 new NpgsqlParameter<int> { TypedValue = budget },
             },
         };
-        if (only is not null)
-        {
-            command.Parameters.Add(IntArray(only));
-        }
-
+        command.Parameters.Add(only is null ? new NpgsqlParameter<int> { TypedValue = _fetchAllFrom } : IntArray(only));
         return command;
     }
 

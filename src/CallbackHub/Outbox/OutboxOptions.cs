@@ -39,7 +39,10 @@ internal sealed class OutboxOptions
     /// <summary>RabbitMQ channels the publisher spreads agents over; one agent always uses the same one.</summary>
     public int Channels { get; set; } = 2;
 
-    /// <summary>Safety-net poll; commits wake the publisher at once (in-process, or by a coalesced NOTIFY from another instance).</summary>
+    /// <summary>
+    /// Safety-net poll: every agent of the held partitions is read at least this often, busy or idle. Commits wake the
+    /// publisher at once (in-process, or by a coalesced NOTIFY from another instance naming the agents).
+    /// </summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Longest gap between NOTIFYs this instance sends for commits another instance publishes; commits in between share one.</summary>

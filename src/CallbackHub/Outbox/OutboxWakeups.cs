@@ -7,11 +7,11 @@ namespace CallbackHub.Outbox;
 
 /// <summary>
 /// Wakes the publisher of an agent's partition once its events are committed. The publisher is often this instance:
-/// an in-process signal. Otherwise one NOTIFY on <see cref="Channel"/>, naming the partitions and the agents, sent after
-/// the commit (never inside it: PostgreSQL serialises committing transactions that notified) and shared by every commit
-/// of the last <see cref="OutboxOptions.WakeupCoalesce"/>. Every instance LISTENs and has its publisher read the named
-/// agents of the partitions it holds (by primary key: a few rows, however many agents there are); a notification that
-/// names no agents (too many for one payload, or an older instance's) has it read every agent of its partitions. Lost
+/// an in-process signal. Otherwise one NOTIFY on <see cref="Channel"/>, naming the agents, sent after the commit (never
+/// inside it: PostgreSQL serialises committing transactions that notified) and shared by every commit of the last
+/// <see cref="OutboxOptions.WakeupCoalesce"/>. Every instance LISTENs and has its publisher read the named agents of the
+/// partitions it holds (by primary key: a few rows, however many agents there are); a notification that names partitions
+/// instead (too many agents for one payload, or an older instance's) has it read every agent of its partitions. Lost
 /// notifications cost at most one <see cref="OutboxOptions.PollInterval"/>.
 /// </summary>
 internal sealed partial class OutboxWakeups(
@@ -34,8 +34,11 @@ internal sealed partial class OutboxWakeups(
     private HashSet<int> _fetchAgents = [];
     private int _fetchRequested = 1;
 
-    // A payload stays under PostgreSQL's 8,000 bytes: up to 128 partitions ("127,") and this many agents ("999999,").
+    // A payload must stay under PostgreSQL's 8,000 bytes: this many agents ("999999,") take at most 7,000.
     internal const int MaxAgentsPerNotify = 1_000;
+
+    // Partitions alone (up to 4,096 of them, "4095,") can take more: beyond this, "-1" (every instance reads).
+    private const int MaxPayloadLength = 7_900;
 
     /// <summary>
     /// These pushes were committed. Those of agents this instance publishes are handed to its publisher as they are (it
@@ -250,16 +253,20 @@ internal sealed partial class OutboxWakeups(
     }
 
     /// <summary>
-    /// "3,17|1001,2045": the partitions (by the sender's count; "-1" when it did not know it yet), then the agents. Without
-    /// the agents when there are more than <see cref="MaxAgentsPerNotify"/>. Instances before the agents were named read a
+    /// "|1001,2045": the agents (each receiver works out their partitions with its own count), when there are at most
+    /// <see cref="MaxAgentsPerNotify"/>; otherwise "3,17": the partitions by the sender's count ("-1" when it did not know it
+    /// yet, or when the list would not fit in a payload: every instance reads). Instances before the agents were named read a
     /// payload with "|" as one they cannot parse, and read every agent of their partitions: still correct.
     /// </summary>
     internal static string FormatPayload(IEnumerable<int> partitionIds, IReadOnlyCollection<int> agentIds)
     {
+        if (agentIds.Count is > 0 and <= MaxAgentsPerNotify)
+        {
+            return "|" + string.Join(',', agentIds.Order().Select(a => a.ToString(CultureInfo.InvariantCulture)));
+        }
+
         var text = string.Join(',', partitionIds.Order().Select(p => p.ToString(CultureInfo.InvariantCulture)));
-        return agentIds.Count is 0 or > MaxAgentsPerNotify
-            ? text
-            : text + "|" + string.Join(',', agentIds.Order().Select(a => a.ToString(CultureInfo.InvariantCulture)));
+        return text.Length > MaxPayloadLength ? "-1" : text;
     }
 
     /// <summary>The payload's partitions and agents (null: not named); false when it cannot be read.</summary>

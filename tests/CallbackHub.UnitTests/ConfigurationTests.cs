@@ -100,12 +100,6 @@ public sealed class ConfigurationTests
         Assert.Equal(noReset, new Npgsql.NpgsqlConnectionStringBuilder(CallbackHub.Storage.DatabaseOptions.WithPoolBound(connectionString)).NoResetOnClose);
 
     [Theory]
-    [InlineData("Host=db;Username=u;Password=p", 64)]
-    [InlineData("Host=db;Username=u;Password=p;Max Auto Prepare=0", 0)]
-    public void Repeated_statements_are_prepared_automatically_unless_the_connection_string_says_otherwise(string connectionString, int statements) =>
-        Assert.Equal(statements, new Npgsql.NpgsqlConnectionStringBuilder(CallbackHub.Storage.DatabaseOptions.WithPoolBound(connectionString)).MaxAutoPrepare);
-
-    [Theory]
     [InlineData("amqp://guest:guest@rabbit:5672/", "rabbit", 5672, "/", "guest", "guest", false)]
     [InlineData("amqp://u:p%40ss@rabbit/", "rabbit", 5672, "/", "u", "p@ss", false)]
     [InlineData("amqps://u:p@rabbit/prod", "rabbit", 5671, "prod", "u", "p", true)]

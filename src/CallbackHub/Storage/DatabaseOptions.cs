@@ -39,19 +39,8 @@ internal sealed class DatabaseOptions
             builder.NoResetOnClose = true;
         }
 
-        // Every statement the service runs is one of a few dozen, run again and again: prepared on each connection after its
-        // fifth use, PostgreSQL parses and plans it once per connection instead of every time (the pushes' own statement is
-        // prepared explicitly).
-        if (!Names(connectionString, "MaxAutoPrepare"))
-        {
-            builder.MaxAutoPrepare = DefaultMaxAutoPrepare;
-        }
-
         return builder.ConnectionString;
     }
-
-    /// <summary>Statements Npgsql prepares on each connection by itself, unless the connection string says otherwise.</summary>
-    public const int DefaultMaxAutoPrepare = 64;
 
     /// <summary>Whether the connection string sets one of these keys itself (spaces and case aside).</summary>
     private static bool Names(string connectionString, params string[] keys) =>

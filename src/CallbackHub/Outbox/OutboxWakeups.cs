@@ -105,19 +105,21 @@ internal sealed partial class OutboxWakeups(
     }
 
     /// <summary>What was asked for since the last call: a read of every agent, and the agents to read in any case.</summary>
-    public (bool All, HashSet<int> Agents) TakeFetchRequest()
+    public (bool All, IReadOnlyCollection<int> Agents) TakeFetchRequest()
     {
         var all = Interlocked.Exchange(ref _fetchRequested, 0) == 1;
-        HashSet<int> agents = [];
         lock (_gate)
         {
-            if (_fetchAgents.Count > 0)
+            // Most rounds nothing was named: no set is made for them.
+            if (_fetchAgents.Count == 0)
             {
-                (agents, _fetchAgents) = (_fetchAgents, agents);
+                return (all, []);
             }
-        }
 
-        return (all, agents);
+            var agents = _fetchAgents;
+            _fetchAgents = [];
+            return (all, agents);
+        }
     }
 
     /// <summary>The pushes committed here since the last call, for agents this instance publishes.</summary>

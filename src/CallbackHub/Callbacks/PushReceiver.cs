@@ -149,7 +149,7 @@ internal sealed partial class PushReceiver(
         {
             metrics.EventsReceived(batch.Events.Count);
             var retries = new RetryRule(options.Value.DuplicateWindow, options.Value.AppendedRetriesWithoutGenTime);
-            var outcome = await store.AppendAsync(batch, time.GetUtcNow(), retries, timeout.Token);
+            var outcome = await store.AppendAsync(batch, time.GetUtcNow(), retries, options.Value.StoreTimeout, timeout.Token);
             if (outcome.AlreadyStored > 0)
             {
                 metrics.DuplicatesDropped(outcome.AlreadyStored);

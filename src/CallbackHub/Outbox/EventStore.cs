@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using CallbackHub.Callbacks;
 using Microsoft.Extensions.Options;
@@ -82,6 +83,7 @@ internal sealed partial class EventStore : IAsyncDisposable
     private readonly ILogger<EventStore> _logger;
     private readonly Channel<PendingAppend> _queue = Channel.CreateUnbounded<PendingAppend>(new UnboundedChannelOptions { SingleReader = false });
     private readonly CancellationTokenSource _stopping = new();
+    private readonly AgentArrivalOrder _arrivals = new();
     private readonly Task[] _writers;
 
     public EventStore(NpgsqlDataSource dataSource, OutboxWakeups wakeups, OutboxBackpressure backpressure, IOptions<OutboxOptions> options, ILogger<EventStore> logger)
@@ -94,23 +96,56 @@ internal sealed partial class EventStore : IAsyncDisposable
         _writers = [.. Enumerable.Range(0, options.Value.CommitWriters).Select(_ => Task.Run(WriteAsync))];
     }
 
-    /// <summary>Stores the push; completes once its new events are committed (or it is recognised as a re-send).</summary>
+    /// <summary>
+    /// Stores the push; completes once its new events are committed (or it is recognised as a re-send). The caller stops
+    /// waiting when <paramref name="cancellationToken"/> fires; a push not yet sent to the database is dropped once
+    /// <paramref name="giveUpAfter"/> has passed since this call, whatever the token says: after a freeze (SIGSTOP, a VM
+    /// paused) the writers may run before the timers that cancel the token, and a copy sent that late could land after the
+    /// gateway's re-send of it and the agent's next push.
+    /// </summary>
     public async Task<AppendOutcome> AppendAsync(
-        PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, CancellationToken cancellationToken)
+        PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, TimeSpan giveUpAfter, CancellationToken cancellationToken)
     {
-        // While this instance's publisher is behind, a push it would publish waits its turn (briefly) before it is stored.
-        using var entry = await _backpressure.EnterAsync(batch.AgentId, batch.Events.Count, cancellationToken);
         // PostgreSQL keeps microseconds: the time is cut to what is stored, so a message says the same as the row.
         receivedAt = new DateTimeOffset(receivedAt.UtcTicks - (receivedAt.UtcTicks % 10), TimeSpan.Zero);
-        var pending = new PendingAppend(batch, receivedAt, retries, cancellationToken);
-        if (!_queue.Writer.TryWrite(pending))
+        var pending = new PendingAppend(batch, receivedAt, retries, Stopwatch.GetTimestamp() + (long)(giveUpAfter.TotalSeconds * Stopwatch.Frequency), cancellationToken);
+
+        // After the agent's pushes that reached this store before it (nearly always none): see AgentArrivalOrder.
+        var before = _arrivals.Enter(batch.AgentId, pending.Outcome.Task);
+        var queued = false;
+        OutboxBackpressure.Entry entry = default;
+        try
         {
-            throw new InvalidOperationException("The event store is shutting down.");
+            if (!before.IsCompleted)
+            {
+                await before.WaitAsync(cancellationToken);
+            }
+
+            // While this instance's publisher is behind, a push it would publish waits its turn (briefly) before it is stored.
+            entry = await _backpressure.EnterAsync(batch.AgentId, batch.Events.Count, cancellationToken);
+            if (!_queue.Writer.TryWrite(pending))
+            {
+                throw new InvalidOperationException("The event store is shutting down.");
+            }
+
+            queued = true;
+        }
+        finally
+        {
+            if (!queued)
+            {
+                // Never sent: the agent's next push need not wait for it (it still waits for the ones before).
+                pending.Outcome.TrySetCanceled(cancellationToken);
+                entry.Dispose();
+            }
         }
 
         // Once taken into a commit the push's fate is the commit's: waiting ends at the caller's deadline, but a
         // commit that then succeeds is kept, and the gateway's re-send of it is recognised as a duplicate.
-        return await pending.Outcome.Task.WaitAsync(cancellationToken);
+        using (entry)
+        {
+            return await pending.Outcome.Task.WaitAsync(cancellationToken);
+        }
     }
 
     /// <summary>
@@ -198,14 +233,31 @@ internal sealed partial class EventStore : IAsyncDisposable
     {
         // Stream rows are locked in agent order (two pushes of one agent keep their arrival order): two groups never
         // wait on each other in a cycle.
-        var ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
+        IReadOnlyList<PendingAppend> ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
         using var timeout = new CancellationTokenSource(CommitTimeout);
         // What each push got: its first new sequence (its events from the skipped ones on are numbered from there, in order),
         // or no row at all when the agent has no stream row. The content comes back as PostgreSQL stores it (jsonb's own
         // spelling), so a message is the same byte for byte whether it is sent from here or read back from the table later.
-        var results = new AppendResult?[ordered.Count];
+        AppendResult?[] results;
         await using (var connection = await _dataSource.OpenConnectionAsync(timeout.Token))
         {
+            // Waiting for a connection can take a while (and a freeze can fall in it): a push whose caller has given up by
+            // now is not sent.
+            if (ordered.Any(p => p.CallerGaveUp))
+            {
+                foreach (var gone in ordered.Where(p => p.CallerGaveUp))
+                {
+                    gone.Outcome.TrySetCanceled(gone.CallerToken);
+                }
+
+                ordered = [.. ordered.Where(p => !p.Outcome.Task.IsCompleted)];
+                if (ordered.Count == 0)
+                {
+                    return;
+                }
+            }
+
+            results = new AppendResult?[ordered.Count];
             // Without an explicit transaction the statements of one batch run in one implicit transaction: one commit.
             await using var batch = new NpgsqlBatch(connection);
             foreach (var pending in ordered)
@@ -318,7 +370,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
     }
 
-    private sealed class PendingAppend(PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, CancellationToken callerToken)
+    private sealed class PendingAppend(PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, long giveUpAt, CancellationToken callerToken)
     {
         public PushBatch Batch { get; } = batch;
         public DateTimeOffset ReceivedAt { get; } = receivedAt;
@@ -327,7 +379,9 @@ internal sealed partial class EventStore : IAsyncDisposable
 
         // Version 7: time-ordered, so the unique index on event_id stays compact under a steady insert rate.
         public Guid[] EventIds { get; } = [.. batch.Events.Select(_ => Guid.CreateVersion7(receivedAt))];
-        public bool CallerGaveUp => CallerToken.IsCancellationRequested;
+        /// <summary>The caller stopped waiting, or will have by the time a commit of it could answer (a monotonic clock: a
+        /// freeze counts).</summary>
+        public bool CallerGaveUp => CallerToken.IsCancellationRequested || Stopwatch.GetTimestamp() >= giveUpAt;
 
         /// <summary>Set once the agent's stream row was made for this push: a second miss is an error, not a loop.</summary>
         public bool StreamEnsured { get; set; }

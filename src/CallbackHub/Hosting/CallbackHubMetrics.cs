@@ -21,6 +21,7 @@ internal sealed class CallbackHubMetrics
     private readonly Counter<long> _gatewayCallErrors;
     private readonly Counter<long> _heartbeatFailures;
     private readonly Counter<long> _tokenRotations;
+    private readonly Counter<long> _stalledTransactionsEnded;
 
     public CallbackHubMetrics(IMeterFactory meterFactory)
     {
@@ -34,6 +35,7 @@ internal sealed class CallbackHubMetrics
         _gatewayCallDuration = meter.CreateHistogram<double>("callbackhub.gateway.call.duration", "s", "Duration of calls to the CC-Gateway, by operation and outcome.");
         _gatewayCallErrors = meter.CreateCounter<long>("callbackhub.gateway.call.errors", "{call}", "Gateway calls that failed or were refused, by operation and retcode.");
         _heartbeatFailures = meter.CreateCounter<long>("callbackhub.heartbeat.failures", "{heartbeat}", "Heartbeats that failed, by retcode.");
+        _stalledTransactionsEnded = meter.CreateCounter<long>("callbackhub.database.stalled_transactions_ended", "{transaction}", "CallbackHub transactions (any instance's) ended because they waited on their client longer than Database__StalledTransactionTimeout.");
         _tokenRotations = meter.CreateCounter<long>("callbackhub.token.rotations", "{rotation}", "Service tokens rotated through a heartbeat.");
     }
 
@@ -56,4 +58,5 @@ internal sealed class CallbackHubMetrics
 
     public void HeartbeatFailed(string retcode) => _heartbeatFailures.Add(1, new KeyValuePair<string, object?>("retcode", retcode));
     public void TokenRotated() => _tokenRotations.Add(1);
+    public void StalledTransactionEnded() => _stalledTransactionsEnded.Add(1);
 }

@@ -15,6 +15,17 @@ internal sealed class DatabaseOptions
     /// <summary>How long start-up waits for PostgreSQL to answer before giving up.</summary>
     public TimeSpan StartupTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// A CallbackHub transaction (any instance's) that has waited this long on its client is ended by the database, so that
+    /// the row locks of a frozen or cut-off instance do not hold other instances' pushes (see <see cref="StalledTransactionReaper"/>).
+    /// Zero turns it off.
+    /// </summary>
+    public TimeSpan StalledTransactionTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>What the connections tell PostgreSQL they are, unless the connection string says otherwise: the reaper knows
+    /// CallbackHub's sessions by it.</summary>
+    public const string DefaultApplicationName = "CallbackHub";
+
     /// <summary>Connections one instance opens at most, unless the connection string says otherwise.</summary>
     public const int DefaultMaxPoolSize = 40;
 
@@ -29,6 +40,11 @@ internal sealed class DatabaseOptions
         if (!Names(connectionString, "MaximumPoolSize", "MaxPoolSize"))
         {
             builder.MaxPoolSize = DefaultMaxPoolSize;
+        }
+
+        if (!Names(connectionString, "ApplicationName"))
+        {
+            builder.ApplicationName = DefaultApplicationName;
         }
 
         // Npgsql resets a pooled connection when it is returned (DISCARD ALL before its next use): one more statement, and
@@ -78,6 +94,11 @@ internal sealed class DatabaseOptions
         if (o.StartupTimeout <= TimeSpan.Zero)
         {
             yield return "Database__StartupTimeout must be positive.";
+        }
+
+        if (o.StalledTransactionTimeout < TimeSpan.Zero)
+        {
+            yield return "Database__StalledTransactionTimeout must be zero (off) or positive.";
         }
     }
 }

@@ -19,6 +19,7 @@ internal static class StorageRegistration
         services.AddDbContext<CallbackHubDbContext>((provider, db) => db.UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>()));
         services.AddSingleton<DatabaseInitializer>();
         services.AddHostedService(provider => provider.GetRequiredService<DatabaseInitializer>());
+        services.AddHostedService<StalledTransactionReaper>();
         return services;
     }
 }

@@ -20,7 +20,7 @@ internal sealed class DatabaseOptions
     /// the row locks of a frozen or cut-off instance do not hold other instances' pushes (see <see cref="StalledTransactionReaper"/>).
     /// Zero turns it off.
     /// </summary>
-    public TimeSpan StalledTransactionTimeout { get; set; } = TimeSpan.FromSeconds(5);
+    public TimeSpan StalledTransactionTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>What the connections tell PostgreSQL they are, unless the connection string says otherwise: the reaper knows
     /// CallbackHub's sessions by it.</summary>

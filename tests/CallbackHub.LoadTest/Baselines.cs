@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.Text.Json;
 using CallbackHub.Contracts;
 using MassTransit;
 using Npgsql;
 using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
 
 namespace CallbackHub.LoadTest;
 
@@ -12,19 +14,47 @@ namespace CallbackHub.LoadTest;
 /// </summary>
 internal static class Baselines
 {
-    /// <summary>Confirmed sends of <see cref="AgentEventReceived"/> to a durable queue, <paramref name="concurrency"/> in flight.</summary>
-    public static async Task<double> PublishCeilingAsync(string amqpUri, int concurrency, TimeSpan duration)
+    /// <summary>
+    /// Confirmed sends of <see cref="AgentEventReceived"/> to a durable queue, <paramref name="concurrency"/> in flight. With
+    /// <paramref name="withConsumer"/> a consumer like the load tool's (prefetch 2,000, each message parsed and acknowledged
+    /// on its own) takes them off the queue meanwhile, and the rate is what it received: the broker then does the delivery
+    /// and acknowledgement work of every leg as well, which the bare ceiling leaves out.
+    /// </summary>
+    public static async Task<double> PublishCeilingAsync(string amqpUri, int concurrency, TimeSpan duration, bool withConsumer = false)
     {
         var queue = $"loadtest-ceiling-{Guid.NewGuid():N}";
         var bus = CreateBus(amqpUri);
         await bus.StartAsync();
+        IConnection? consumerConnection = null;
         try
         {
             var endpoint = await bus.GetSendEndpoint(new Uri($"queue:{queue}"));
             await endpoint.Send(Message(0)); // declares the durable queue before the clock starts
+            var received = 0L;
+            if (withConsumer)
+            {
+                consumerConnection = await new ConnectionFactory { Uri = new Uri(amqpUri), ClientProvidedName = "callbackhub-loadtest-ceiling-consumer" }.CreateConnectionAsync();
+                var channel = await consumerConnection.CreateChannelAsync();
+                await channel.BasicQosAsync(0, 2000, false);
+                var consumer = new AsyncEventingBasicConsumer(channel);
+                consumer.ReceivedAsync += async (_, delivery) =>
+                {
+                    using (var envelope = JsonDocument.Parse(delivery.Body))
+                    {
+                        var message = envelope.RootElement.GetProperty("message");
+                        _ = message.GetProperty("agentId").GetInt32() + message.GetProperty("sequence").GetInt64();
+                    }
+
+                    Interlocked.Increment(ref received);
+                    await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
+                };
+                await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
+            }
+
             var sent = 0L;
             var stopAt = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
             var start = Stopwatch.GetTimestamp();
+            var receivedAtStart = Interlocked.Read(ref received);
             await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async worker =>
             {
                 while (Stopwatch.GetTimestamp() < stopAt)
@@ -33,10 +63,17 @@ internal static class Baselines
                     await endpoint.Send(message, c => c.MessageId = message.EventId);
                 }
             }));
-            return sent / Stopwatch.GetElapsedTime(start).TotalSeconds;
+            var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            return withConsumer ? (Interlocked.Read(ref received) - receivedAtStart) / elapsed : sent / elapsed;
         }
         finally
         {
+            if (consumerConnection is not null)
+            {
+                await consumerConnection.CloseAsync();
+                consumerConnection.Dispose();
+            }
+
             await bus.StopAsync();
             await DeleteQueueAsync(amqpUri, queue);
         }

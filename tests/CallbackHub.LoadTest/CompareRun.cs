@@ -13,13 +13,16 @@ internal static class CompareRun
     public static async Task RunAsync(Lab lab, string loadBefore)
     {
         var options = lab.Options;
-        double? ceiling = null;
+        double? ceiling = null, withConsumer = null;
         if (options.Baselines)
         {
             await SessionsRun.ResetDatabaseAsync(options.Postgres);
             Console.Error.WriteLine($"Broker ceiling: confirmed publishes, {options.Concurrency} in flight, {options.BaselineDuration.TotalSeconds} s…");
             ceiling = await Baselines.PublishCeilingAsync(options.RabbitMq, options.Concurrency, options.BaselineDuration);
             Console.Error.WriteLine($"Broker ceiling: {ceiling:F0} msg/s.");
+            Console.Error.WriteLine($"Broker ceiling with a consumer: the same, while a consumer like this tool's takes them off the queue, {options.BaselineDuration.TotalSeconds} s…");
+            withConsumer = await Baselines.PublishCeilingAsync(options.RabbitMq, options.Concurrency, options.BaselineDuration, withConsumer: true);
+            Console.Error.WriteLine($"Broker ceiling with a consumer: {withConsumer:F0} msg/s received.");
         }
 
         List<(LegResult Plain, LegResult Hub)> pairs = [];
@@ -38,6 +41,7 @@ internal static class CompareRun
 
             var loadAfter = Machine.LoadAverage();
             PrintClosedLoop(lab, ceiling, plain, hub, loadBefore, loadAfter);
+            PrintConsumerCeiling(withConsumer, plain, hub);
             loadBefore = loadAfter;
             pairs.Add((plain, hub));
         }
@@ -45,6 +49,11 @@ internal static class CompareRun
         if (pairs.Count > 1)
         {
             PrintRounds(pairs, ceiling);
+            if (withConsumer is { } c)
+            {
+                Console.WriteLine($"Broker ceiling with a consumer: {N(c)} msg/s; median CallbackHub ÷ that: "
+                    + $"{Median([.. pairs.Select(p => p.Hub.Stats.EndToEnd)]) / c:P0}, plain receiver ÷ that: {Median([.. pairs.Select(p => p.Plain.Stats.EndToEnd)]) / c:P0}.");
+            }
         }
 
         if (options.HalfLoad)
@@ -88,6 +97,23 @@ internal static class CompareRun
         Row("outbox backlog: end of load / after drain (events)", "–", "no outbox", $"{hub.Window.BacklogAtEnd} / {hub.BacklogAfterDrain}", "–", "–");
         Row($"published per instance ({HubMetrics.Published})", "–", "–", Report.PublishedShares(hub.PublishedPerInstance), "–", "–");
         Row("outbox sends by path per instance (callbackhub_outbox_sent_total, _ingest_waits_total)", "–", "–", Report.OutboxPaths(hub.OutboxPaths), "–", "–");
+    }
+
+    /// <summary>
+    /// The bare ceiling has no consumer; every leg has one, and delivering and acknowledging costs the broker about as much
+    /// as taking a message in. Against the ceiling with a consumer, what is left for CallbackHub to win is plain.
+    /// </summary>
+    private static void PrintConsumerCeiling(double? withConsumer, LegResult plain, LegResult hub)
+    {
+        if (withConsumer is not { } c)
+        {
+            return;
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"Broker ceiling with a consumer attached (the same publisher, {N(c)} msg/s received): "
+            + $"CallbackHub {hub.Stats.EndToEnd / c:P0} of it, plain receiver {plain.Stats.EndToEnd / c:P0}; "
+            + $"1.3× the plain receiver would be {1.3 * plain.Stats.EndToEnd / c:P0} of it.");
     }
 
     /// <summary>Every round's pair in one table, in the order they ran, and the median ratio: what a single pair cannot say.</summary>

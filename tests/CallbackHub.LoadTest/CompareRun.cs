@@ -138,7 +138,13 @@ internal static class CompareRun
     }
 
     // The legs' own quantile: the middle value (of an even number, the upper of the middle two).
-    private static double Median(double[] values) => LegStats.Quantile([.. values.Order()], 0.5);
+    /// <summary>The middle value; with an even count the mean of the two middle ones (not the upper one).</summary>
+    private static double Median(double[] values)
+    {
+        var sorted = values.Order().ToArray();
+        var middle = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    }
 
     private static void PrintHalfLoad(double rate, LegResult plain, LegResult hub)
     {

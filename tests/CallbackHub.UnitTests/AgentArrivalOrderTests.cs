@@ -48,27 +48,41 @@ public sealed class AgentArrivalOrderTests
     }
 
     [Fact]
-    public async Task Turns_are_given_in_the_order_they_were_taken()
+    public async Task A_turn_comes_only_when_every_push_before_it_is_settled_whatever_order_they_settle_in()
     {
         var order = new AgentArrivalOrder();
-        var pushes = Enumerable.Range(0, 50).Select(_ => new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously)).ToList();
-        var went = new List<int>();
-        var runs = pushes.Select((push, i) => RunAsync(order.Enter(7, push.Task), push, i)).ToList();
+        var pushes = Enumerable.Range(0, 5).Select(_ => new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously)).ToList();
+        var turns = pushes.Select(push => order.Enter(7, push.Task)).ToList();
 
-        await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
-        Assert.Equal(Enumerable.Range(0, 50), went);
+        Assert.True(turns[0].IsCompleted);
+        await AssertWaitingAsync(turns, 1);
+
+        // Settled out of order: the third push's end frees nobody while the first two are under way.
+        pushes[2].SetResult(2);
+        await AssertWaitingAsync(turns, 1);
+
+        pushes[0].SetResult(0);
+        await turns[1].WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+        await AssertWaitingAsync(turns, 2);
+
+        // The second one settled: the third's turn and the fourth's (the third is settled already), not the fifth's.
+        pushes[1].SetResult(1);
+        await Task.WhenAll(turns[2], turns[3]).WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+        await AssertWaitingAsync(turns, 4);
+
+        pushes[3].SetResult(3);
+        await turns[4].WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+        pushes[4].SetResult(4);
         await WaitUntilAsync(() => order.AgentsUnderWay == 0);
+    }
 
-        async Task RunAsync(Task turn, TaskCompletionSource<int> push, int index)
+    /// <summary>Turns from <paramref name="first"/> on have not come, after a moment for any continuation to run.</summary>
+    private static async Task AssertWaitingAsync(List<Task> turns, int first)
+    {
+        await Task.Delay(50, CancellationToken.None);
+        for (var i = first; i < turns.Count; i++)
         {
-            await turn;
-            lock (went)
-            {
-                went.Add(index);
-            }
-
-            await Task.Yield();
-            push.SetResult(index);
+            Assert.False(turns[i].IsCompleted, $"turn {i} came too early");
         }
     }
 

@@ -234,6 +234,17 @@ internal sealed partial class EventStore : IAsyncDisposable
         // Stream rows are locked in agent order (two pushes of one agent keep their arrival order): two groups never
         // wait on each other in a cycle.
         IReadOnlyList<PendingAppend> ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
+        // A push already settled is never sent again: when a group is committed push by push after an error that came once
+        // its commit had succeeded (making a missing stream row), the pushes answered by that commit are skipped.
+        if (ordered.Any(p => p.Outcome.Task.IsCompleted))
+        {
+            ordered = [.. ordered.Where(p => !p.Outcome.Task.IsCompleted)];
+            if (ordered.Count == 0)
+            {
+                return;
+            }
+        }
+
         using var timeout = new CancellationTokenSource(CommitTimeout);
         // What each push got: its first new sequence (its events from the skipped ones on are numbered from there, in order),
         // or no row at all when the agent has no stream row. The content comes back as PostgreSQL stores it (jsonb's own

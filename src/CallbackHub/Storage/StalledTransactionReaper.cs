@@ -66,6 +66,11 @@ internal sealed partial class StalledTransactionReaper(
             {
                 // The database is away: nothing to end there now; the next tick looks again.
             }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                // Never the reason the service stops: log it and look again at the next tick.
+                LogCheckFailed(e);
+            }
         }
     }
 
@@ -92,6 +97,9 @@ internal sealed partial class StalledTransactionReaper(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ended a stalled CallbackHub transaction: PostgreSQL session {Pid} from {Client} was {State} waiting on {WaitEvent} for {Seconds:0.0} s (an instance frozen, cut off or stuck); it rolls back and its locks are freed")]
     private partial void LogEnded(int pid, string client, string state, string waitEvent, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stalled CallbackHub transactions cannot be ended: {Reason}. Run every instance under one database role, or grant it pg_signal_backend")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stalled CallbackHub transactions cannot be ended: {Reason}. Run every instance under one database role, or grant the role pg_signal_backend and pg_read_all_stats")]
     private partial void LogNotAllowed(string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The check for stalled CallbackHub transactions failed")]
+    private partial void LogCheckFailed(Exception e);
 }

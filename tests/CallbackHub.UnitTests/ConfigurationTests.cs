@@ -100,6 +100,12 @@ public sealed class ConfigurationTests
         Assert.Equal(noReset, new Npgsql.NpgsqlConnectionStringBuilder(CallbackHub.Storage.DatabaseOptions.WithPoolBound(connectionString)).NoResetOnClose);
 
     [Theory]
+    [InlineData("Host=db;Username=u;Password=p", "CallbackHub")]
+    [InlineData("Host=db;Username=u;Password=p;Application Name=hub-eu", "hub-eu")]
+    public void Sessions_are_named_CallbackHub_unless_the_connection_string_names_them(string connectionString, string name) =>
+        Assert.Equal(name, new Npgsql.NpgsqlConnectionStringBuilder(CallbackHub.Storage.DatabaseOptions.WithPoolBound(connectionString)).ApplicationName);
+
+    [Theory]
     [InlineData("amqp://guest:guest@rabbit:5672/", "rabbit", 5672, "/", "guest", "guest", false)]
     [InlineData("amqp://u:p%40ss@rabbit/", "rabbit", 5672, "/", "u", "p@ss", false)]
     [InlineData("amqps://u:p@rabbit/prod", "rabbit", 5671, "prod", "u", "p", true)]

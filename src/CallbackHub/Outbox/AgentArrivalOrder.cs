@@ -14,7 +14,7 @@ internal sealed class AgentArrivalOrder
     private readonly Lock _gate = new();
     private readonly Dictionary<int, Turns> _agents = [];
 
-    /// <summary>Agents with a push under way here (for tests and metrics).</summary>
+    /// <summary>Agents with a push under way here (the tests check that finished agents are forgotten).</summary>
     public int AgentsUnderWay
     {
         get

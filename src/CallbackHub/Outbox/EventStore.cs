@@ -236,13 +236,9 @@ internal sealed partial class EventStore : IAsyncDisposable
         IReadOnlyList<PendingAppend> ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
         // A push already settled is never sent again: when a group is committed push by push after an error that came once
         // its commit had succeeded (making a missing stream row), the pushes answered by that commit are skipped.
-        if (ordered.Any(p => p.Outcome.Task.IsCompleted))
+        if ((ordered = Unsettled(ordered)).Count == 0)
         {
-            ordered = [.. ordered.Where(p => !p.Outcome.Task.IsCompleted)];
-            if (ordered.Count == 0)
-            {
-                return;
-            }
+            return;
         }
 
         using var timeout = new CancellationTokenSource(CommitTimeout);
@@ -254,18 +250,14 @@ internal sealed partial class EventStore : IAsyncDisposable
         {
             // Waiting for a connection can take a while (and a freeze can fall in it): a push whose caller has given up by
             // now is not sent.
-            if (ordered.Any(p => p.CallerGaveUp))
+            foreach (var gone in ordered.Where(p => p.CallerGaveUp))
             {
-                foreach (var gone in ordered.Where(p => p.CallerGaveUp))
-                {
-                    gone.Outcome.TrySetCanceled(gone.CallerToken);
-                }
+                gone.Outcome.TrySetCanceled(gone.CallerToken);
+            }
 
-                ordered = [.. ordered.Where(p => !p.Outcome.Task.IsCompleted)];
-                if (ordered.Count == 0)
-                {
-                    return;
-                }
+            if ((ordered = Unsettled(ordered)).Count == 0)
+            {
+                return;
             }
 
             results = new AppendResult?[ordered.Count];
@@ -334,6 +326,10 @@ internal sealed partial class EventStore : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The pushes of the group not settled yet (the group itself when none is: nothing is copied on the hot path).</summary>
+    private static IReadOnlyList<PendingAppend> Unsettled(IReadOnlyList<PendingAppend> group) =>
+        group.Any(p => p.Outcome.Task.IsCompleted) ? [.. group.Where(p => !p.Outcome.Task.IsCompleted)] : group;
 
     /// <summary>The append statement with its parameters: the events as arrays, one element per event.</summary>
     internal static NpgsqlBatchCommand BuildAppendCommand(PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, Guid[] ids)

@@ -295,8 +295,9 @@ internal sealed partial class OutboxDispatcher(
         var budget = Options.MaxInFlight - InFlight;
         int[] held = fetchWanted ? [.. partitions.Held.Values.Where(h => h.IsPublishable(now)).Select(h => h.Id)] : [];
         var fetch = fetchWanted && broker.IsOpen && budget > 0 && held.Length > 0 && partitions.Count > 0;
-        // Wanted but not possible now (no broker, no budget): the next round reads (the agents wait in _fetchAgents).
-        _refetch = fetchAll && !fetch;
+        // Kept asked for until a read takes it: wanted but not possible now (no broker, no budget), or a failed progress
+        // write below, and the next round reads (the agents wait in _fetchAgents).
+        _refetch = fetchAll;
         await RecordAsync(fetch, cancellationToken);
         if (!fetch)
         {

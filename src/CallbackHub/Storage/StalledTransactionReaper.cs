@@ -74,24 +74,20 @@ internal sealed partial class StalledTransactionReaper(
         }
     }
 
-    /// <summary>Terminates the stalled transactions now; returns how many were ended.</summary>
-    internal async Task<int> ReapAsync(TimeSpan limit, CancellationToken cancellationToken)
+    /// <summary>Terminates the stalled transactions now.</summary>
+    private async Task ReapAsync(TimeSpan limit, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ReapSql);
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = limit, NpgsqlDbType = NpgsqlDbType.Interval });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var ended = 0;
         while (await reader.ReadAsync(cancellationToken))
         {
             if (reader.GetBoolean(5))
             {
-                ended++;
                 metrics.StalledTransactionEnded();
                 LogEnded(reader.GetInt32(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetDouble(4));
             }
         }
-
-        return ended;
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ended a stalled CallbackHub transaction: PostgreSQL session {Pid} from {Client} was {State} waiting on {WaitEvent} for {Seconds:0.0} s (an instance frozen, cut off or stuck); it rolls back and its locks are freed")]

@@ -521,6 +521,8 @@ internal sealed class SessionsRun : IDisposable
                 await command.ExecuteNonQueryAsync();
                 command.CommandText = $"CREATE DATABASE \"{database}\"";
                 await command.ExecuteNonQueryAsync();
+                // FORCE ended this process's pooled connections to it too: they would fail their next command.
+                NpgsqlConnection.ClearAllPools();
                 return;
             }
         }

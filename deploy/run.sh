@@ -143,13 +143,13 @@ wait_for_events() {
 show_latest_events() {
   log "the latest events in PostgreSQL:"
   "${compose[@]}" exec -T postgres psql -U callbackhub -c \
-    "SELECT e.agent_id, e.sequence, e.event_type, e.sequence <= s.published_sequence AS published FROM agent_events e JOIN agent_streams s USING (agent_id) ORDER BY e.id DESC LIMIT 5" || true
+    "SELECT e.agent_id, e.sequence, e.event_type, e.sequence <= s.published_sequence AS published FROM agent_events e JOIN agent_streams s USING (agent_id) ORDER BY e.received_at DESC, e.sequence DESC LIMIT 5" || true
 }
 
 print_where_to_look() {
   local c="${compose[*]}"
   [[ -z "${COMPOSE_PROJECT_NAME:-}" ]] || c="$c -p $COMPOSE_PROJECT_NAME"
-  local sql="SELECT e.agent_id, e.sequence, e.event_type, e.content, e.sequence <= s.published_sequence AS published FROM agent_events e JOIN agent_streams s USING (agent_id) ORDER BY e.id DESC LIMIT 10"
+  local sql="SELECT e.agent_id, e.sequence, e.event_type, e.content, e.sequence <= s.published_sequence AS published FROM agent_events e JOIN agent_streams s USING (agent_id) ORDER BY e.received_at DESC, e.sequence DESC LIMIT 10"
   cat <<EOF
 [run] ready. Where to look:
   CallbackHub         http://localhost:$http_port  (API key: $api_key)

@@ -64,16 +64,13 @@ namespace CallbackHub.Migrations
 
             modelBuilder.Entity("CallbackHub.Storage.AgentEvent", b =>
                 {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("bigint")
-                        .HasColumnName("id");
-
-                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Id"));
-
                     b.Property<int>("AgentId")
                         .HasColumnType("integer")
                         .HasColumnName("agent_id");
+
+                    b.Property<long>("Sequence")
+                        .HasColumnType("bigint")
+                        .HasColumnName("sequence");
 
                     b.Property<string>("Content")
                         .IsRequired()
@@ -97,17 +94,7 @@ namespace CallbackHub.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("received_at");
 
-                    b.Property<long>("Sequence")
-                        .HasColumnType("bigint")
-                        .HasColumnName("sequence");
-
-                    b.HasKey("Id");
-
-                    b.HasIndex("EventId")
-                        .IsUnique();
-
-                    b.HasIndex("AgentId", "Sequence")
-                        .IsUnique();
+                    b.HasKey("AgentId", "Sequence");
 
                     b.ToTable("agent_events", (string)null);
                 });

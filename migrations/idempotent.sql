@@ -348,3 +348,42 @@ BEGIN
 END $EF$;
 COMMIT;
 
+START TRANSACTION;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203124617_AppendOnlyEventKey') THEN
+    ALTER TABLE agent_events DROP CONSTRAINT "PK_agent_events";
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203124617_AppendOnlyEventKey') THEN
+    DROP INDEX "IX_agent_events_event_id";
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203124617_AppendOnlyEventKey') THEN
+    ALTER TABLE agent_events DROP COLUMN id;
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203124617_AppendOnlyEventKey') THEN
+    ALTER TABLE agent_events ADD CONSTRAINT "PK_agent_events" PRIMARY KEY USING INDEX "IX_agent_events_agent_id_sequence";
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203124617_AppendOnlyEventKey') THEN
+    INSERT INTO "__EFMigrationsHistory" ("MigrationId", "ProductVersion")
+    VALUES ('20261203124617_AppendOnlyEventKey', '10.0.15');
+    END IF;
+END $EF$;
+COMMIT;
+

@@ -6,7 +6,6 @@ namespace CallbackHub.Storage;
 /// </summary>
 internal sealed class AgentEvent
 {
-    public long Id { get; set; }
     public Guid EventId { get; set; }
     public int AgentId { get; set; }
     public long Sequence { get; set; }

@@ -14,8 +14,10 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
         model.Entity<AgentEvent>(e =>
         {
             e.ToTable("agent_events");
-            e.HasKey(x => x.Id);
-            e.Property(x => x.Id).HasColumnName("id").UseIdentityAlwaysColumn();
+            // An event is its agent's event number n: the outbox reads each agent's events after its published sequence through this key.
+            // It is the only index: every index is one more B-tree insert per stored event (an identity key and a unique index
+            // on event_id were two, and nothing read by them; event ids are unique by construction, version-7 UUIDs).
+            e.HasKey(x => new { x.AgentId, x.Sequence });
             e.Property(x => x.EventId).HasColumnName("event_id");
             e.Property(x => x.AgentId).HasColumnName("agent_id");
             e.Property(x => x.Sequence).HasColumnName("sequence");
@@ -23,9 +25,6 @@ internal sealed class CallbackHubDbContext(DbContextOptions<CallbackHubDbContext
             e.Property(x => x.Content).HasColumnName("content").HasColumnType("jsonb");
             e.Property(x => x.EventGenTime).HasColumnName("event_gen_time");
             e.Property(x => x.ReceivedAt).HasColumnName("received_at");
-            e.HasIndex(x => x.EventId).IsUnique();
-            // The outbox reads each agent's events after its published sequence through this index.
-            e.HasIndex(x => new { x.AgentId, x.Sequence }).IsUnique();
         });
 
         model.Entity<AgentStream>(e =>

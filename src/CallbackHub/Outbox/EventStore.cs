@@ -73,6 +73,8 @@ internal sealed partial class EventStore : IAsyncDisposable
         ON CONFLICT (agent_id) DO UPDATE SET last_batch_hash = NULL, last_batch_count = NULL, last_batch_at = NULL
         """;
 
+    private const string LockTimeoutSql = "SELECT set_config('lock_timeout', $1, true)";
+
     // Callers stop waiting at their own deadline (Callbacks__StoreTimeout); this bounds a commit stuck on a dead connection.
     private static readonly TimeSpan CommitTimeout = TimeSpan.FromSeconds(30);
 
@@ -204,6 +206,15 @@ internal sealed partial class EventStore : IAsyncDisposable
         {
             await CommitGroupAsync(group);
         }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable
+                                          && group.Count > 1 && group.FirstOrDefault(p => p.LockTimedOut) is { } blocked)
+        {
+            // One push waited past Outbox__AppendLockTimeout for its agent's stream row: another transaction holds it (one of
+            // a frozen or cut-off instance, until it is ended). Only that push is refused; the others go in without it.
+            LogLockWait(blocked.Batch.AgentId, _options.Value.AppendLockTimeout);
+            blocked.Outcome.TrySetException(e);
+            await CommitAsync([.. group.Where(p => !ReferenceEquals(p, blocked))]);
+        }
         catch (Exception e) when (group.Count > 1 && e is PostgresException { IsTransient: false })
         {
             // Something in one push broke the whole transaction: commit each alone, so only that push is refused.
@@ -263,6 +274,15 @@ internal sealed partial class EventStore : IAsyncDisposable
             results = new AppendResult?[ordered.Count];
             // Without an explicit transaction the statements of one batch run in one implicit transaction: one commit.
             await using var batch = new NpgsqlBatch(connection);
+            var lockTimeout = _options.Value.AppendLockTimeout;
+            if (lockTimeout > TimeSpan.Zero)
+            {
+                // For this transaction only (the setting ends with it).
+                var setting = new NpgsqlBatchCommand(LockTimeoutSql);
+                setting.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{(long)lockTimeout.TotalMilliseconds}ms" });
+                batch.BatchCommands.Add(setting);
+            }
+
             foreach (var pending in ordered)
             {
                 batch.BatchCommands.Add(BuildAppendCommand(pending.Batch, pending.ReceivedAt, pending.Retries, pending.EventIds));
@@ -272,22 +292,40 @@ internal sealed partial class EventStore : IAsyncDisposable
             // and planning this CTE on every push.
             await batch.PrepareAsync(timeout.Token);
             await using var reader = await batch.ExecuteReaderAsync(timeout.Token);
-            for (var i = 0; i < ordered.Count; i++)
+            // The push whose statement the reader is on: an error PostgreSQL raised meanwhile is that statement's (Npgsql does
+            // not say which command of a batch failed).
+            var current = 0;
+            try
             {
-                var skipped = -1;
-                var stored = new List<(long Sequence, string Content)>(ordered[i].Batch.Events.Count);
-                while (await reader.ReadAsync(timeout.Token))
+                if (lockTimeout > TimeSpan.Zero)
                 {
-                    skipped = reader.GetInt32(0);
-                    if (!reader.IsDBNull(1))
-                    {
-                        stored.Add((reader.GetInt64(1), reader.GetString(2)));
-                    }
+                    await reader.NextResultAsync(timeout.Token);
                 }
 
-                results[i] = skipped < 0 ? null : new AppendResult(skipped, stored.Count == 0 ? 0 : stored.Min(e => e.Sequence),
-                    [.. stored.OrderBy(e => e.Sequence).Select(e => e.Content)]);
-                await reader.NextResultAsync(timeout.Token);
+                while (current < ordered.Count)
+                {
+                    var skipped = -1;
+                    var stored = new List<(long Sequence, string Content)>(ordered[current].Batch.Events.Count);
+                    while (await reader.ReadAsync(timeout.Token))
+                    {
+                        skipped = reader.GetInt32(0);
+                        if (!reader.IsDBNull(1))
+                        {
+                            stored.Add((reader.GetInt64(1), reader.GetString(2)));
+                        }
+                    }
+
+                    results[current] = skipped < 0 ? null : new AppendResult(skipped, stored.Count == 0 ? 0 : stored.Min(e => e.Sequence),
+                        [.. stored.OrderBy(e => e.Sequence).Select(e => e.Content)]);
+                    // On to the next push's statement (past the last one: the commit).
+                    current++;
+                    await reader.NextResultAsync(timeout.Token);
+                }
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable && current < ordered.Count)
+            {
+                ordered[current].LockTimedOut = true;
+                throw;
             }
         }
 
@@ -390,10 +428,16 @@ internal sealed partial class EventStore : IAsyncDisposable
         /// freeze counts).</summary>
         public bool CallerGaveUp => CallerToken.IsCancellationRequested || Stopwatch.GetTimestamp() >= giveUpAt;
 
+        /// <summary>Its statement waited past Outbox__AppendLockTimeout for the agent's stream row.</summary>
+        public bool LockTimedOut { get; set; }
+
         /// <summary>Set once the agent's stream row was made for this push: a second miss is an error, not a loop.</summary>
         public bool StreamEnsured { get; set; }
         public TaskCompletionSource<AppendOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The push of agent {AgentId} waited longer than {Timeout} (Outbox__AppendLockTimeout) for its stream row, which another transaction holds; answered 503, the pushes committed with it go in without it")]
+    private partial void LogLockWait(int agentId, TimeSpan timeout);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A commit of {Count} pushes failed ({Reason}); committing them one by one")]
     private partial void LogGroupSplit(int count, string reason);

@@ -77,6 +77,13 @@ internal sealed class OutboxOptions
     /// <summary>Commits running at once; each takes one database connection.</summary>
     public int CommitWriters { get; set; } = 4;
 
+    /// <summary>
+    /// Longest wait of a push for its agent's stream row while another transaction holds it (in practice only one whose
+    /// instance froze or lost its network mid-commit, until the stalled-transaction check ends it). Past it that push is
+    /// answered 503 (the gateway sends it again) and the pushes committed with it are committed without it. 0: no limit.
+    /// </summary>
+    public TimeSpan AppendLockTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>The outbox counts as stalled (not ready) when its oldest unpublished event is older than this.</summary>
     public TimeSpan StalledAfter { get; set; } = TimeSpan.FromMinutes(1);
 
@@ -148,6 +155,11 @@ internal sealed class OutboxOptions
         if (o.CommitWriters is < 1 or > 64)
         {
             yield return "Outbox__CommitWriters must be between 1 and 64.";
+        }
+
+        if (o.AppendLockTimeout != TimeSpan.Zero && (o.AppendLockTimeout < TimeSpan.FromMilliseconds(100) || o.AppendLockTimeout > TimeSpan.FromMinutes(1)))
+        {
+            yield return "Outbox__AppendLockTimeout must be 0 (no limit) or between 00:00:00.1 and 00:01:00.";
         }
 
         if (o.StatusRefresh <= TimeSpan.Zero)

@@ -220,3 +220,64 @@ public sealed class ConcurrentResendTests(PostgresFixture postgres, RabbitMqFixt
             rows.Skip(2).Select(r => (r.Sequence, r.EventType)));
     }
 }
+
+/// <summary>
+/// A push whose caller gave up while its statement waited (answered 503) is not committed when the statement gets through
+/// later: the gateway sends it again, and that copy, not this one, is stored. Committed late, it could land after the
+/// re-send and the agent's next push, taken by another instance meanwhile.
+/// </summary>
+public sealed class LateCommitTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
+{
+    protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?>
+    {
+        ["Callbacks:StoreTimeout"] = "00:00:02",
+        ["Outbox:AppendLockTimeout"] = "00:00:00",
+        ["Database:StalledTransactionTimeout"] = "00:00:00",
+    };
+
+    [Fact]
+    public async Task A_push_answered_503_while_it_waited_is_not_stored_when_the_wait_ends()
+    {
+        await SignInAsync();
+        await Database.WaitForRowsAsync(2);
+
+        await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(Database) { ApplicationName = "holder", Pooling = false }.ConnectionString);
+        await holder.OpenAsync();
+        await using (var lockRow = new NpgsqlCommand($"BEGIN; SELECT 1 FROM agent_streams WHERE agent_id = {Agent} FOR UPDATE", holder))
+        {
+            await lockRow.ExecuteNonQueryAsync();
+        }
+
+        object[] batch = [Event("AgentState_Work", eventGenTime: 1_700_000_000_000)];
+        var (status, _) = await Gateway.PushOnceAsync(Agent, batch);
+        Assert.Equal(503, status);
+        Assert.True(await EventRows.ScalarAsync<long>(Database,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0,
+            "the push's statement is no longer waiting: the test proves nothing");
+
+        // The row is free: the statement that waited goes through, and is rolled back.
+        await using (var rollback = new NpgsqlCommand("ROLLBACK", holder))
+        {
+            await rollback.ExecuteNonQueryAsync();
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        while (await EventRows.ScalarAsync<long>(Database,
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0
+               && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(20);
+        }
+
+        await Task.Delay(500);
+        Assert.Equal(2, (await EventRows.ReadAsync(Database, Agent)).Count);
+
+        // The gateway's re-send is stored, once.
+        var (again, body) = await Gateway.PushOnceAsync(Agent, batch);
+        Assert.Equal((200, "0"), (again, body!["retcode"]!.GetValue<string>()));
+        await Database.WaitForRowsAsync(3, Agent);
+        await Task.Delay(300);
+        var rows = await EventRows.ReadAsync(Database, Agent);
+        Assert.Equal([(3L, "AgentState_Work")], rows.Skip(2).Select(r => (r.Sequence, r.EventType)));
+    }
+}

@@ -15,7 +15,7 @@ internal readonly record struct AppendOutcome(int Stored, int AlreadyStored)
 
 /// <summary>
 /// The write side of the outbox: appends pushes to <c>agent_events</c>. Pushes that arrive together are committed
-/// together (a group commit: one transaction, one round trip, one WAL flush for up to <see cref="OutboxOptions.MaxPushesPerCommit"/>
+/// together (a group commit: one transaction, two round trips, one WAL flush for up to <see cref="OutboxOptions.MaxPushesPerCommit"/>
 /// pushes) by <see cref="OutboxOptions.CommitWriters"/> writers. Each push is one statement that takes its agent's stream
 /// row lock (so an agent's pushes are numbered in commit order, gap-free — arrival order, as the gateway sends an agent's
 /// next push only after this one's answer), skips the events that are a re-send of the agent's last accepted batch (the
@@ -257,6 +257,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         // or no row at all when the agent has no stream row. The content comes back as PostgreSQL stores it (jsonb's own
         // spelling), so a message is the same byte for byte whether it is sent from here or read back from the table later.
         AppendResult?[] results;
+        var late = false;
         await using (var connection = await _dataSource.OpenConnectionAsync(timeout.Token))
         {
             // Waiting for a connection can take a while (and a freeze can fall in it): a push whose caller has given up by
@@ -272,8 +273,9 @@ internal sealed partial class EventStore : IAsyncDisposable
             }
 
             results = new AppendResult?[ordered.Count];
-            // Without an explicit transaction the statements of one batch run in one implicit transaction: one commit.
-            await using var batch = new NpgsqlBatch(connection);
+            // BEGIN goes with the statements (one round trip), COMMIT after the check below (a second one).
+            await using var transaction = await connection.BeginTransactionAsync(timeout.Token);
+            await using var batch = new NpgsqlBatch(connection, transaction);
             var lockTimeout = _options.Value.AppendLockTimeout;
             if (lockTimeout > TimeSpan.Zero)
             {
@@ -291,42 +293,36 @@ internal sealed partial class EventStore : IAsyncDisposable
             // Prepared once per physical connection (Npgsql keeps it across pool returns): PostgreSQL then skips parsing
             // and planning this CTE on every push.
             await batch.PrepareAsync(timeout.Token);
-            await using var reader = await batch.ExecuteReaderAsync(timeout.Token);
-            // The push whose statement the reader is on: an error PostgreSQL raised meanwhile is that statement's (Npgsql does
-            // not say which command of a batch failed).
-            var current = 0;
-            try
+            await using (var reader = await batch.ExecuteReaderAsync(timeout.Token))
             {
-                if (lockTimeout > TimeSpan.Zero)
+                await ReadResultsAsync(reader, ordered, results, lockTimeout > TimeSpan.Zero, timeout.Token);
+            }
+
+            // A push whose caller has given up by now (the instance froze, or the statement waited long) is not committed: the
+            // gateway sends it again, and that copy and the agent's next push may already be committed by another instance.
+            // Checked with the agent's stream row locked, so a freeze after this check cannot put the push after them: they
+            // wait for this transaction.
+            if (ordered.Any(p => p.CallerGaveUp))
+            {
+                await transaction.RollbackAsync(timeout.Token);
+                foreach (var gone in ordered.Where(p => p.CallerGaveUp))
                 {
-                    await reader.NextResultAsync(timeout.Token);
+                    gone.Outcome.TrySetCanceled(gone.CallerToken);
                 }
 
-                while (current < ordered.Count)
-                {
-                    var skipped = -1;
-                    var stored = new List<(long Sequence, string Content)>(ordered[current].Batch.Events.Count);
-                    while (await reader.ReadAsync(timeout.Token))
-                    {
-                        skipped = reader.GetInt32(0);
-                        if (!reader.IsDBNull(1))
-                        {
-                            stored.Add((reader.GetInt64(1), reader.GetString(2)));
-                        }
-                    }
-
-                    results[current] = skipped < 0 ? null : new AppendResult(skipped, stored.Count == 0 ? 0 : stored.Min(e => e.Sequence),
-                        [.. stored.OrderBy(e => e.Sequence).Select(e => e.Content)]);
-                    // On to the next push's statement (past the last one: the commit).
-                    current++;
-                    await reader.NextResultAsync(timeout.Token);
-                }
+                late = true;
             }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable && current < ordered.Count)
+            else
             {
-                ordered[current].LockTimedOut = true;
-                throw;
+                await transaction.CommitAsync(timeout.Token);
             }
+        }
+
+        if (late)
+        {
+            LogRolledBackLate(ordered.Count(p => p.Outcome.Task.IsCanceled));
+            await CommitAsync([.. Unsettled(ordered)]);
+            return;
         }
 
         // Handed to the publisher before any of them is answered: the gateway sends an agent's next push only after this
@@ -362,6 +358,47 @@ internal sealed partial class EventStore : IAsyncDisposable
             {
                 pending.Outcome.TrySetException(new InvalidOperationException($"The stream row of agent {pending.Batch.AgentId} vanished while its push was stored."));
             }
+        }
+    }
+
+    /// <summary>Reads each push's rows, in order; marks the push whose statement waited past the lock timeout.</summary>
+    private static async Task ReadResultsAsync(
+        NpgsqlDataReader reader, IReadOnlyList<PendingAppend> ordered, AppendResult?[] results, bool lockTimeoutFirst, CancellationToken cancellationToken)
+    {
+        // The push whose statement the reader is on: an error PostgreSQL raised meanwhile is that statement's (Npgsql does
+        // not say which command of a batch failed).
+        var current = 0;
+        try
+        {
+            if (lockTimeoutFirst)
+            {
+                await reader.NextResultAsync(cancellationToken);
+            }
+
+            while (current < ordered.Count)
+            {
+                var skipped = -1;
+                var stored = new List<(long Sequence, string Content)>(ordered[current].Batch.Events.Count);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    skipped = reader.GetInt32(0);
+                    if (!reader.IsDBNull(1))
+                    {
+                        stored.Add((reader.GetInt64(1), reader.GetString(2)));
+                    }
+                }
+
+                results[current] = skipped < 0 ? null : new AppendResult(skipped, stored.Count == 0 ? 0 : stored.Min(e => e.Sequence),
+                    [.. stored.OrderBy(e => e.Sequence).Select(e => e.Content)]);
+                // On to the next push's statement (past the last one: the end of the batch).
+                current++;
+                await reader.NextResultAsync(cancellationToken);
+            }
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable && current < ordered.Count)
+        {
+            ordered[current].LockTimedOut = true;
+            throw;
         }
     }
 
@@ -438,6 +475,9 @@ internal sealed partial class EventStore : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The push of agent {AgentId} waited longer than {Timeout} (Outbox__AppendLockTimeout) for its stream row, which another transaction holds; answered 503, the pushes committed with it go in without it")]
     private partial void LogLockWait(int agentId, TimeSpan timeout);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} push(es) of a group were rolled back: their callers had given up before the commit (answered 503; the gateway sends them again); the others are committed without them")]
+    private partial void LogRolledBackLate(int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A commit of {Count} pushes failed ({Reason}); committing them one by one")]
     private partial void LogGroupSplit(int count, string reason);

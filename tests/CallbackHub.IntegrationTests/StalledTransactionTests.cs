@@ -126,7 +126,7 @@ public sealed class AppendLockTimeoutTests(PostgresFixture postgres, RabbitMqFix
         var started = Stopwatch.GetTimestamp();
         var first = Gateway.PushOnceAsync(Agent, [Event("AgentState_Work", eventGenTime: 1_700_000_000_000)]);
         var blocked = false;
-        while (!blocked && !first.IsCompleted && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(2))
+        while (!blocked && !first.IsCompleted && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(3))
         {
             blocked = await EventRows.ScalarAsync<long>(Database,
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0;
@@ -177,6 +177,9 @@ public sealed class AppendLockTimeoutTests(PostgresFixture postgres, RabbitMqFix
 /// </summary>
 public sealed class ConcurrentResendTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
 {
+    // The first copy waits as long as the test holds the row.
+    protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?> { ["Outbox:AppendLockTimeout"] = "00:00:00" };
+
     [Fact]
     public async Task A_copy_sent_while_the_first_waits_for_its_commit_is_stored_once()
     {
@@ -222,21 +225,22 @@ public sealed class ConcurrentResendTests(PostgresFixture postgres, RabbitMqFixt
 }
 
 /// <summary>
-/// A push whose caller gave up while its statement waited (answered 503) is not committed when the statement gets through
-/// later: the gateway sends it again, and that copy, not this one, is stored. Committed late, it could land after the
-/// re-send and the agent's next push, taken by another instance meanwhile.
+/// A push past its commit deadline (Callbacks__CommitWithin from its arrival; it was answered 503 by then) is not committed
+/// when its statement gets through later: the gateway sends it again, and that copy, not this one, is stored. Committed
+/// late, it could land after the re-send and the agent's next push, taken by another instance meanwhile.
 /// </summary>
 public sealed class LateCommitTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
 {
     protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?>
     {
         ["Callbacks:StoreTimeout"] = "00:00:02",
+        ["Callbacks:CommitWithin"] = "00:00:03",
         ["Outbox:AppendLockTimeout"] = "00:00:00",
         ["Database:StalledTransactionTimeout"] = "00:00:00",
     };
 
     [Fact]
-    public async Task A_push_answered_503_while_it_waited_is_not_stored_when_the_wait_ends()
+    public async Task A_push_past_its_commit_deadline_is_not_stored_when_its_wait_ends()
     {
         await SignInAsync();
         await Database.WaitForRowsAsync(2);
@@ -249,13 +253,20 @@ public sealed class LateCommitTests(PostgresFixture postgres, RabbitMqFixture ra
         }
 
         object[] batch = [Event("AgentState_Work", eventGenTime: 1_700_000_000_000)];
+        var sent = Stopwatch.GetTimestamp();
         var (status, _) = await Gateway.PushOnceAsync(Agent, batch);
         Assert.Equal(503, status);
         Assert.True(await EventRows.ScalarAsync<long>(Database,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0,
             "the push's statement is no longer waiting: the test proves nothing");
 
-        // The row is free: the statement that waited goes through, and is rolled back.
+        // Past the commit deadline (3 s), the row is freed: the statement that waited goes through, and is rolled back.
+        var wait = TimeSpan.FromSeconds(3.5) - Stopwatch.GetElapsedTime(sent);
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait);
+        }
+
         await using (var rollback = new NpgsqlCommand("ROLLBACK", holder))
         {
             await rollback.ExecuteNonQueryAsync();
@@ -279,5 +290,43 @@ public sealed class LateCommitTests(PostgresFixture postgres, RabbitMqFixture ra
         await Task.Delay(300);
         var rows = await EventRows.ReadAsync(Database, Agent);
         Assert.Equal([(3L, "AgentState_Work")], rows.Skip(2).Select(r => (r.Sequence, r.EventType)));
+    }
+}
+
+/// <summary>A push that took longer than Callbacks__CommitWithin to arrive is answered 503 and not stored: committed now, it
+/// could land after the gateway's re-send of it.</summary>
+public sealed class CommitDeadlineTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
+{
+    protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?> { ["Callbacks:CommitWithin"] = "00:00:01" };
+
+    [Fact]
+    public async Task A_push_whose_body_arrived_past_the_commit_deadline_is_answered_503_and_not_stored()
+    {
+        var token = await SignInAsync();
+        await Database.WaitForRowsAsync(2);
+
+        Assert.StartsWith("HTTP/1.1 503", await PushSlowlyAsync(token, TimeSpan.FromSeconds(1.5)));
+        await Task.Delay(300);
+        Assert.Equal(2, (await EventRows.ReadAsync(Database, Agent)).Count);
+
+        // The gateway's re-send, on time, is stored.
+        Assert.StartsWith("HTTP/1.1 200", await PushSlowlyAsync(token, TimeSpan.Zero));
+        Assert.Equal("AgentState_Work", (await Database.WaitForRowsAsync(3, Agent))[^1].EventType);
+    }
+
+    private async Task<string> PushSlowlyAsync(string token, TimeSpan pause)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(Hub.BaseUri.Host, Hub.BaseUri.Port);
+        await using var stream = client.GetStream();
+        var body = System.Text.Encoding.UTF8.GetBytes(
+            $$"""{"workNo":"{{Agent}}","eventList":[{"eventType":"AgentState_Work","workNo":"{{Agent}}","eventGenTime":1700000000000}]}""");
+        var head = $"POST /callbacks/agent-events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nservice_token: {token}\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n";
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(head).Concat(body.Take(body.Length / 2)).ToArray());
+        await Task.Delay(pause);
+        await stream.WriteAsync(body.Skip(body.Length / 2).ToArray());
+        using var reader = new StreamReader(stream);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        return await reader.ReadToEndAsync(cancel.Token);
     }
 }

@@ -24,6 +24,14 @@ internal sealed class CallbackOptions
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// A push is committed within this long of its arrival (its headers), or not at all: past it, it is not sent to
+    /// PostgreSQL, and a transaction it is in is rolled back rather than committed (it was answered 503 by then). The
+    /// gateway re-sends a batch 10 s after sending it; a copy committed later could land after the re-send and the agent's
+    /// next push (taken by another instance meanwhile) and be stored a second time, out of order.
+    /// </summary>
+    public TimeSpan CommitWithin { get; set; } = TimeSpan.FromSeconds(8);
+
+    /// <summary>
     /// How long an instance trusts what it read about an agent's tokens. Changes made by this instance apply at
     /// once; a sign-out made by another instance applies within this time, a token rotated by another
     /// instance at once (an unknown token forces a fresh read).
@@ -70,6 +78,11 @@ internal sealed class CallbackOptions
         if (o.StoreTimeout <= TimeSpan.Zero)
         {
             yield return "Callbacks__StoreTimeout must be positive.";
+        }
+
+        if (o.CommitWithin < TimeSpan.FromSeconds(1) || o.CommitWithin > TimeSpan.FromSeconds(10))
+        {
+            yield return "Callbacks__CommitWithin must be between 00:00:01 and 00:00:10 (the gateway re-sends a batch 10 s after sending it).";
         }
 
         if (o.SessionCacheTtl < TimeSpan.Zero)

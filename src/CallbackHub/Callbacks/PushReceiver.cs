@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using CallbackHub.Hosting;
@@ -86,6 +87,8 @@ internal sealed partial class PushReceiver(
 
     private async Task<PushRejection?> ReceiveAsync(HttpContext http, CancellationToken cancellationToken)
     {
+        // Callbacks__CommitWithin counts from here, on the monotonic clock: the token check and the body's arrival use it up.
+        var arrivedAt = Stopwatch.GetTimestamp();
         var request = http.Request;
         var token = request.Headers[TokenHeader].ToString();
         if (token.Length == 0)
@@ -142,14 +145,22 @@ internal sealed partial class PushReceiver(
             return PushRejection.Unauthorized($"The {TokenHeader} is not the current token of signed-in agent {batch.AgentId}.");
         }
 
-        // The store's deadline starts now: the time the body took to arrive is not the database's.
+        // The store's deadline starts now (the time the body took to arrive is not the database's), and the push must be
+        // committed within Callbacks__CommitWithin of its arrival, or not at all.
+        var commitWithin = options.Value.CommitWithin - Stopwatch.GetElapsedTime(arrivedAt);
+        if (commitWithin <= TimeSpan.Zero)
+        {
+            LogTooLateToStore(batch.AgentId, options.Value.CommitWithin);
+            return StoreUnavailable();
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(options.Value.StoreTimeout);
+        timeout.CancelAfter(options.Value.StoreTimeout < commitWithin ? options.Value.StoreTimeout : commitWithin);
         try
         {
             metrics.EventsReceived(batch.Events.Count);
             var retries = new RetryRule(options.Value.DuplicateWindow, options.Value.AppendedRetriesWithoutGenTime);
-            var outcome = await store.AppendAsync(batch, time.GetUtcNow(), retries, options.Value.StoreTimeout, timeout.Token);
+            var outcome = await store.AppendAsync(batch, time.GetUtcNow(), retries, commitWithin, timeout.Token);
             if (outcome.AlreadyStored > 0)
             {
                 metrics.DuplicatesDropped(outcome.AlreadyStored);
@@ -282,6 +293,9 @@ internal sealed partial class PushReceiver(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Agent {AgentId} was signed out by the gateway, but its session could not be marked lost")]
     private partial void LogMarkLostFailed(Exception exception, int agentId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Push for agent {AgentId} arrived too slowly to be committed within {CommitWithin} (Callbacks__CommitWithin): not stored, answered 503 so the gateway retries")]
+    private partial void LogTooLateToStore(int agentId, TimeSpan commitWithin);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Push for agent {AgentId} could not be stored; answered 503 so the gateway retries")]
     private partial void LogStoreFailed(Exception exception, int agentId);

@@ -75,6 +75,9 @@ internal sealed partial class EventStore : IAsyncDisposable
 
     private const string LockTimeoutSql = "SELECT set_config('lock_timeout', $1, true)";
 
+    // The lock limit of a group's remaining pushes once one of them waited the full limit (see CommitAsync).
+    private static readonly TimeSpan RetryLockTimeout = TimeSpan.FromMilliseconds(250);
+
     // Callers stop waiting at their own deadline (Callbacks__StoreTimeout); this bounds a commit stuck on a dead connection.
     private static readonly TimeSpan CommitTimeout = TimeSpan.FromSeconds(30);
 
@@ -100,17 +103,17 @@ internal sealed partial class EventStore : IAsyncDisposable
 
     /// <summary>
     /// Stores the push; completes once its new events are committed (or it is recognised as a re-send). The caller stops
-    /// waiting when <paramref name="cancellationToken"/> fires; a push not yet sent to the database is dropped once
-    /// <paramref name="giveUpAfter"/> has passed since this call, whatever the token says: after a freeze (SIGSTOP, a VM
-    /// paused) the writers may run before the timers that cancel the token, and a copy sent that late could land after the
-    /// gateway's re-send of it and the agent's next push.
+    /// waiting when <paramref name="cancellationToken"/> fires, and a push not yet sent is then dropped. Whatever the token
+    /// says, the push is never committed once <paramref name="commitWithin"/> has passed since this call (on the monotonic
+    /// clock: after a freeze the writers may run before the timers that cancel the token): a copy committed that late
+    /// could land after the gateway's re-send of it and the agent's next push.
     /// </summary>
     public async Task<AppendOutcome> AppendAsync(
-        PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, TimeSpan giveUpAfter, CancellationToken cancellationToken)
+        PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, TimeSpan commitWithin, CancellationToken cancellationToken)
     {
         // PostgreSQL keeps microseconds: the time is cut to what is stored, so a message says the same as the row.
         receivedAt = new DateTimeOffset(receivedAt.UtcTicks - (receivedAt.UtcTicks % 10), TimeSpan.Zero);
-        var pending = new PendingAppend(batch, receivedAt, retries, Stopwatch.GetTimestamp() + (long)(giveUpAfter.TotalSeconds * Stopwatch.Frequency), cancellationToken);
+        var pending = new PendingAppend(batch, receivedAt, retries, Stopwatch.GetTimestamp() + (long)(commitWithin.TotalSeconds * Stopwatch.Frequency), cancellationToken);
 
         // After the agent's pushes that reached this store before it (nearly always none): see AgentArrivalOrder.
         var before = _arrivals.Enter(batch.AgentId, pending.Outcome.Task);
@@ -142,8 +145,9 @@ internal sealed partial class EventStore : IAsyncDisposable
             }
         }
 
-        // Once taken into a commit the push's fate is the commit's: waiting ends at the caller's deadline, but a
-        // commit that then succeeds is kept, and the gateway's re-send of it is recognised as a duplicate.
+        // Once taken into a commit the push's fate is the commit's: waiting ends at the caller's deadline, but a commit that
+        // then succeeds within the push's commit deadline is kept, and the gateway's re-send of it is recognised as a
+        // duplicate.
         using (entry)
         {
             return await pending.Outcome.Task.WaitAsync(cancellationToken);
@@ -191,7 +195,7 @@ internal sealed partial class EventStore : IAsyncDisposable
 
                 if (group.Count > 0)
                 {
-                    await CommitAsync(group);
+                    await CommitAsync(group, _options.Value.AppendLockTimeout);
                 }
             }
         }
@@ -200,20 +204,23 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
     }
 
-    private async Task CommitAsync(List<PendingAppend> group)
+    /// <param name="lockTimeout">The longest wait of each push's statement for a lock (0: none).</param>
+    private async Task CommitAsync(List<PendingAppend> group, TimeSpan lockTimeout)
     {
         try
         {
-            await CommitGroupAsync(group);
+            await CommitGroupAsync(group, lockTimeout);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable
                                           && group.Count > 1 && group.FirstOrDefault(p => p.LockTimedOut) is { } blocked)
         {
-            // One push waited past Outbox__AppendLockTimeout for its agent's stream row: another transaction holds it (one of
-            // a frozen or cut-off instance, until it is ended). Only that push is refused; the others go in without it.
-            LogLockWait(blocked.Batch.AgentId, _options.Value.AppendLockTimeout);
+            // One push waited past the limit for a lock: its agent's stream row, held by another transaction (one of a frozen
+            // or cut-off instance, until it is ended), or the table's (a migration, DDL). Only that push is refused; the others
+            // go in without it, and wait only briefly from now on: the agents of a frozen instance tend to arrive together,
+            // and each would cost the whole group the full limit again.
+            LogLockWait(blocked.Batch.AgentId, lockTimeout);
             blocked.Outcome.TrySetException(e);
-            await CommitAsync([.. group.Where(p => !ReferenceEquals(p, blocked))]);
+            await CommitAsync([.. group.Where(p => !ReferenceEquals(p, blocked))], lockTimeout < RetryLockTimeout ? lockTimeout : RetryLockTimeout);
         }
         catch (Exception e) when (group.Count > 1 && e is PostgresException { IsTransient: false })
         {
@@ -223,7 +230,7 @@ internal sealed partial class EventStore : IAsyncDisposable
             {
                 try
                 {
-                    await CommitGroupAsync([pending]);
+                    await CommitGroupAsync([pending], lockTimeout);
                 }
                 catch (Exception single)
                 {
@@ -240,7 +247,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
     }
 
-    private async Task CommitGroupAsync(IReadOnlyList<PendingAppend> group)
+    private async Task CommitGroupAsync(IReadOnlyList<PendingAppend> group, TimeSpan lockTimeout)
     {
         // Stream rows are locked in agent order (two pushes of one agent keep their arrival order): two groups never
         // wait on each other in a cycle.
@@ -276,14 +283,10 @@ internal sealed partial class EventStore : IAsyncDisposable
             // BEGIN goes with the statements (one round trip), COMMIT after the check below (a second one).
             await using var transaction = await connection.BeginTransactionAsync(timeout.Token);
             await using var batch = new NpgsqlBatch(connection, transaction);
-            var lockTimeout = _options.Value.AppendLockTimeout;
-            if (lockTimeout > TimeSpan.Zero)
-            {
-                // For this transaction only (the setting ends with it).
-                var setting = new NpgsqlBatchCommand(LockTimeoutSql);
-                setting.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{(long)lockTimeout.TotalMilliseconds}ms" });
-                batch.BatchCommands.Add(setting);
-            }
+            // For this transaction only (the setting ends with it); 0 says "no limit" whatever the role's default is.
+            var setting = new NpgsqlBatchCommand(LockTimeoutSql);
+            setting.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{(long)lockTimeout.TotalMilliseconds}ms" });
+            batch.BatchCommands.Add(setting);
 
             foreach (var pending in ordered)
             {
@@ -295,17 +298,18 @@ internal sealed partial class EventStore : IAsyncDisposable
             await batch.PrepareAsync(timeout.Token);
             await using (var reader = await batch.ExecuteReaderAsync(timeout.Token))
             {
-                await ReadResultsAsync(reader, ordered, results, lockTimeout > TimeSpan.Zero, timeout.Token);
+                await ReadResultsAsync(reader, ordered, results, timeout.Token);
             }
 
-            // A push whose caller has given up by now (the instance froze, or the statement waited long) is not committed: the
-            // gateway sends it again, and that copy and the agent's next push may already be committed by another instance.
-            // Checked with the agent's stream row locked, so a freeze after this check cannot put the push after them: they
-            // wait for this transaction.
-            if (ordered.Any(p => p.CallerGaveUp))
+            // A push past its commit deadline by now (the instance froze, or the statement waited long) is not committed: it
+            // was answered 503, and the gateway's re-send of it and the agent's next push may already be committed by another
+            // instance. Checked with the agents' stream rows locked, so a freeze after this check cannot put the push after
+            // them: they wait for this transaction. (A push whose caller merely stopped waiting is still committed; its
+            // re-send is then recognised.)
+            if (ordered.Any(p => p.TooLate))
             {
                 await transaction.RollbackAsync(timeout.Token);
-                foreach (var gone in ordered.Where(p => p.CallerGaveUp))
+                foreach (var gone in ordered.Where(p => p.TooLate))
                 {
                     gone.Outcome.TrySetCanceled(gone.CallerToken);
                 }
@@ -321,7 +325,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         if (late)
         {
             LogRolledBackLate(ordered.Count(p => p.Outcome.Task.IsCanceled));
-            await CommitAsync([.. Unsettled(ordered)]);
+            await CommitAsync([.. Unsettled(ordered)], lockTimeout);
             return;
         }
 
@@ -352,7 +356,7 @@ internal sealed partial class EventStore : IAsyncDisposable
                 // make it, whoever wins the race to, and append again. Two different first pushes are then both stored.
                 await EnsureStreamAsync(pending.Batch.AgentId, timeout.Token);
                 pending.StreamEnsured = true;
-                await CommitAsync([pending]);
+                await CommitAsync([pending], lockTimeout);
             }
             else
             {
@@ -363,17 +367,15 @@ internal sealed partial class EventStore : IAsyncDisposable
 
     /// <summary>Reads each push's rows, in order; marks the push whose statement waited past the lock timeout.</summary>
     private static async Task ReadResultsAsync(
-        NpgsqlDataReader reader, IReadOnlyList<PendingAppend> ordered, AppendResult?[] results, bool lockTimeoutFirst, CancellationToken cancellationToken)
+        NpgsqlDataReader reader, IReadOnlyList<PendingAppend> ordered, AppendResult?[] results, CancellationToken cancellationToken)
     {
-        // The push whose statement the reader is on: an error PostgreSQL raised meanwhile is that statement's (Npgsql does
-        // not say which command of a batch failed).
+        // The push whose statement the reader is on: an error PostgreSQL raised meanwhile is that statement's (the
+        // exception's BatchCommand was found null with Npgsql 10 here).
         var current = 0;
         try
         {
-            if (lockTimeoutFirst)
-            {
-                await reader.NextResultAsync(cancellationToken);
-            }
+            // Past the lock timeout's statement.
+            await reader.NextResultAsync(cancellationToken);
 
             while (current < ordered.Count)
             {
@@ -452,18 +454,20 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
     }
 
-    private sealed class PendingAppend(PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, long giveUpAt, CancellationToken callerToken)
+    private sealed class PendingAppend(PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, long commitBy, CancellationToken callerToken)
     {
         public PushBatch Batch { get; } = batch;
         public DateTimeOffset ReceivedAt { get; } = receivedAt;
         public RetryRule Retries { get; } = retries;
         public CancellationToken CallerToken { get; } = callerToken;
 
-        // Version 7: time-ordered, so the unique index on event_id stays compact under a steady insert rate.
+        // Version 7: time-ordered, and unique as made (the table has no index on them).
         public Guid[] EventIds { get; } = [.. batch.Events.Select(_ => Guid.CreateVersion7(receivedAt))];
-        /// <summary>The caller stopped waiting, or will have by the time a commit of it could answer (a monotonic clock: a
-        /// freeze counts).</summary>
-        public bool CallerGaveUp => CallerToken.IsCancellationRequested || Stopwatch.GetTimestamp() >= giveUpAt;
+        /// <summary>Not worth sending: the caller stopped waiting, or the commit deadline has passed.</summary>
+        public bool CallerGaveUp => CallerToken.IsCancellationRequested || TooLate;
+
+        /// <summary>Past its commit deadline (a monotonic clock: a freeze counts): it must not be committed.</summary>
+        public bool TooLate => Stopwatch.GetTimestamp() >= commitBy;
 
         /// <summary>Its statement waited past Outbox__AppendLockTimeout for the agent's stream row.</summary>
         public bool LockTimedOut { get; set; }
@@ -473,7 +477,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         public TaskCompletionSource<AppendOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The push of agent {AgentId} waited longer than {Timeout} (Outbox__AppendLockTimeout) for its stream row, which another transaction holds; answered 503, the pushes committed with it go in without it")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The push of agent {AgentId} waited longer than {Timeout} (Outbox__AppendLockTimeout) for a lock: its stream row, held by another transaction (a frozen or cut-off instance's?), or the table's (a migration, DDL); answered 503, the pushes committed with it go in without it")]
     private partial void LogLockWait(int agentId, TimeSpan timeout);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} push(es) of a group were rolled back: their callers had given up before the commit (answered 503; the gateway sends them again); the others are committed without them")]

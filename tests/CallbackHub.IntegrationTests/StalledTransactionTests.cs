@@ -46,8 +46,7 @@ public sealed class StalledTransactionTests(PostgresFixture postgres, RabbitMqFi
         var blocked = false;
         while (!blocked && !push.IsCompleted && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(5))
         {
-            blocked = await EventRows.ScalarAsync<long>(Database,
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0;
+            blocked = await RowLocks.AnyWaitingAsync(Database);
             await Task.Delay(50);
         }
 
@@ -116,20 +115,14 @@ public sealed class AppendLockTimeoutTests(PostgresFixture postgres, RabbitMqFix
         await Database.WaitForRowsAsync(6);
 
         // Someone holds the stream rows of agents 1001 and 1002 (a frozen instance would).
-        await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(Database) { ApplicationName = "holder", Pooling = false }.ConnectionString);
-        await holder.OpenAsync();
-        await using (var lockRows = new NpgsqlCommand($"BEGIN; SELECT 1 FROM agent_streams WHERE agent_id IN ({Agent}, {Held}) FOR UPDATE", holder))
-        {
-            await lockRows.ExecuteNonQueryAsync();
-        }
+        await using var holder = await RowLocks.HoldAsync(Database, Agent, Held);
 
         var started = Stopwatch.GetTimestamp();
         var first = Gateway.PushOnceAsync(Agent, [Event("AgentState_Work", eventGenTime: 1_700_000_000_000)]);
         var blocked = false;
         while (!blocked && !first.IsCompleted && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(3))
         {
-            blocked = await EventRows.ScalarAsync<long>(Database,
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0;
+            blocked = await RowLocks.AnyWaitingAsync(Database);
             await Task.Delay(20);
         }
 
@@ -186,18 +179,12 @@ public sealed class ConcurrentResendTests(PostgresFixture postgres, RabbitMqFixt
         await SignInAsync();
         await Database.WaitForRowsAsync(2);
 
-        await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(Database) { ApplicationName = "holder", Pooling = false }.ConnectionString);
-        await holder.OpenAsync();
-        await using (var lockRow = new NpgsqlCommand($"BEGIN; SELECT 1 FROM agent_streams WHERE agent_id = {Agent} FOR UPDATE", holder))
-        {
-            await lockRow.ExecuteNonQueryAsync();
-        }
+        await using var holder = await RowLocks.HoldAsync(Database, Agent);
 
         object[] batch = [Event("AgentEvent_Ringing", new { callid = "1" }, 1_700_000_000_000), Event("AgentEvent_Talking", new { callid = "1" }, 1_700_000_000_001)];
         var first = Gateway.PushOnceAsync(Agent, batch);
         var started = Stopwatch.GetTimestamp();
-        while (await EventRows.ScalarAsync<long>(Database,
-                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0)
+        while (!await RowLocks.AnyWaitingAsync(Database))
         {
             Assert.False(first.IsCompleted || Stopwatch.GetElapsedTime(started) > TimeSpan.FromSeconds(2), "the first copy never waited for the row");
             await Task.Delay(20);
@@ -245,19 +232,13 @@ public sealed class LateCommitTests(PostgresFixture postgres, RabbitMqFixture ra
         await SignInAsync();
         await Database.WaitForRowsAsync(2);
 
-        await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(Database) { ApplicationName = "holder", Pooling = false }.ConnectionString);
-        await holder.OpenAsync();
-        await using (var lockRow = new NpgsqlCommand($"BEGIN; SELECT 1 FROM agent_streams WHERE agent_id = {Agent} FOR UPDATE", holder))
-        {
-            await lockRow.ExecuteNonQueryAsync();
-        }
+        await using var holder = await RowLocks.HoldAsync(Database, Agent);
 
         object[] batch = [Event("AgentState_Work", eventGenTime: 1_700_000_000_000)];
         var sent = Stopwatch.GetTimestamp();
         var (status, _) = await Gateway.PushOnceAsync(Agent, batch);
         Assert.Equal(503, status);
-        Assert.True(await EventRows.ScalarAsync<long>(Database,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0,
+        Assert.True(await RowLocks.AnyWaitingAsync(Database),
             "the push's statement is no longer waiting: the test proves nothing");
 
         // Past the commit deadline (3 s), the row is freed: the statement that waited goes through, and is rolled back.
@@ -273,8 +254,7 @@ public sealed class LateCommitTests(PostgresFixture postgres, RabbitMqFixture ra
         }
 
         var started = Stopwatch.GetTimestamp();
-        while (await EventRows.ScalarAsync<long>(Database,
-                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0
+        while (await RowLocks.AnyWaitingAsync(Database)
                && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(5))
         {
             await Task.Delay(20);
@@ -329,4 +309,23 @@ public sealed class CommitDeadlineTests(PostgresFixture postgres, RabbitMqFixtur
         using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         return await reader.ReadToEndAsync(cancel.Token);
     }
+}
+
+/// <summary>Another application's open transaction holding agents' stream rows, as a frozen instance's would.</summary>
+internal static class RowLocks
+{
+    /// <summary>A session (not CallbackHub's: the stalled-transaction check leaves it alone) that took the agents' stream
+    /// rows in a transaction it leaves open.</summary>
+    public static async Task<NpgsqlConnection> HoldAsync(string database, params int[] agents)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(database) { ApplicationName = "holder", Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        await using var lockRows = new NpgsqlCommand($"BEGIN; SELECT 1 FROM agent_streams WHERE agent_id IN ({string.Join(", ", agents)}) FOR UPDATE", connection);
+        await lockRows.ExecuteNonQueryAsync();
+        return connection;
+    }
+
+    /// <summary>Whether a session of the database waits for a lock right now.</summary>
+    public static async Task<bool> AnyWaitingAsync(string database) => await EventRows.ScalarAsync<long>(database,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0;
 }

@@ -324,7 +324,7 @@ internal sealed partial class EventStore : IAsyncDisposable
 
         if (late)
         {
-            LogRolledBackLate(ordered.Count(p => p.Outcome.Task.IsCanceled));
+            LogRolledBackLate(ordered.Count(p => p.TooLate));
             await CommitAsync([.. Unsettled(ordered)], lockTimeout);
             return;
         }
@@ -469,7 +469,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         /// <summary>Past its commit deadline (a monotonic clock: a freeze counts): it must not be committed.</summary>
         public bool TooLate => Stopwatch.GetTimestamp() >= commitBy;
 
-        /// <summary>Its statement waited past Outbox__AppendLockTimeout for the agent's stream row.</summary>
+        /// <summary>Its statement waited past the lock limit (Outbox__AppendLockTimeout, or the shorter one of a retry).</summary>
         public bool LockTimedOut { get; set; }
 
         /// <summary>Set once the agent's stream row was made for this push: a second miss is an error, not a loop.</summary>
@@ -480,7 +480,7 @@ internal sealed partial class EventStore : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "The push of agent {AgentId} waited longer than {Timeout} (Outbox__AppendLockTimeout) for a lock: its stream row, held by another transaction (a frozen or cut-off instance's?), or the table's (a migration, DDL); answered 503, the pushes committed with it go in without it")]
     private partial void LogLockWait(int agentId, TimeSpan timeout);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} push(es) of a group were rolled back: their callers had given up before the commit (answered 503; the gateway sends them again); the others are committed without them")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} push(es) of a group were rolled back: they were past Callbacks__CommitWithin before the commit (answered 503; the gateway sends them again); the others are committed without them")]
     private partial void LogRolledBackLate(int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A commit of {Count} pushes failed ({Reason}); committing them one by one")]

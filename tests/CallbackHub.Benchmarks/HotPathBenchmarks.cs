@@ -43,7 +43,7 @@ public class HotPathBenchmarks
 
     /// <summary>EventStore before the SQL: arrays of the outbox rows, UUIDv7 ids, the parameters.</summary>
     [Benchmark]
-    public object BuildOutboxRows() => EventStore.BuildAppendCommand(_batch, _now, new RetryRule(TimeSpan.FromMinutes(5), false), [.. _batch.Events.Select(_ => Guid.CreateVersion7(_now))]);
+    public object BuildOutboxRows() => EventStore.BuildAppendCommand([new AppendInput(_batch, _now, new RetryRule(TimeSpan.FromMinutes(5), false), [.. _batch.Events.Select(_ => Guid.CreateVersion7(_now))])]);
 
     /// <summary>The dispatcher's message for each event: its routing key and its MassTransit envelope, as sent.</summary>
     [Benchmark]

@@ -15,51 +15,66 @@ internal readonly record struct AppendOutcome(int Stored, int AlreadyStored)
 
 /// <summary>
 /// The write side of the outbox: appends pushes to <c>agent_events</c>. Pushes that arrive together are committed
-/// together (a group commit: one transaction, two round trips, one WAL flush for up to <see cref="OutboxOptions.MaxPushesPerCommit"/>
-/// pushes) by <see cref="OutboxOptions.CommitWriters"/> writers. Each push is one statement that takes its agent's stream
-/// row lock (so an agent's pushes are numbered in commit order, gap-free — arrival order, as the gateway sends an agent's
-/// next push only after this one's answer), skips the events that are a re-send of the agent's last accepted batch (the
-/// whole batch, when it is that batch again; its first events, when it is that batch with newer events appended), and
-/// inserts the rest. Nothing here updates an event row. A group that fails for a reason
-/// other than the connection is committed again push by push, so one push's bad row never fails the others.
+/// together (a group commit: one transaction, one statement, two round trips, one WAL flush for up to
+/// <see cref="OutboxOptions.MaxPushesPerCommit"/> pushes) by <see cref="OutboxOptions.CommitWriters"/> writers. The statement
+/// takes the agents' stream row locks (so an agent's pushes are numbered in commit order, gap-free — arrival order, as the
+/// gateway sends an agent's next push only after this one's answer), skips each push's events that are a re-send of its
+/// agent's last accepted batch (the whole batch, when it is that batch again; its first events, when it is that batch with
+/// newer events appended), and inserts the rest. Nothing here updates an event row. A group that fails for a reason other
+/// than the connection is committed again push by push, so one push's bad row never fails the others.
 /// </summary>
 internal sealed partial class EventStore : IAsyncDisposable
 {
-    // How many of the batch's first events were stored already. $2 holds one fingerprint per prefix of the batch ($2[k]
-    // covers its first k events; the whole batch's is the one every version of CallbackHub remembered). Within the window:
-    // all of them when the batch is the last accepted one again; its first last_batch_count when it starts with that batch
-    // and those events carry eventGenTime ($9 = how many leading events do) — without it a genuinely new batch that
-    // repeats the last one's events (Ready, then Ready and Busy) would lose them, and a duplicate beats a loss.
+    // How many of a push's first events were stored already. $7 holds one fingerprint per prefix of each push, the pushes'
+    // one after another (the push's k-th, which covers its first k events, at v.off + k; its whole batch's, the one every
+    // version of CallbackHub remembered, at v.off + v.n). Within the window: all of them when the batch is the last accepted
+    // one again; its first last_batch_count when it starts with that batch and those events carry eventGenTime (v.timed =
+    // how many leading events do) — without it a genuinely new batch that repeats the last one's events (Ready, then Ready
+    // and Busy) would lose them, and a duplicate beats a loss.
     private const string SkipSql = """
-        CASE WHEN last_batch_at IS NULL OR last_batch_at <= $8 THEN 0
-             WHEN last_batch_hash = ($2::bytea[])[cardinality($3::text[])] THEN cardinality($3::text[])
-             WHEN last_batch_count BETWEEN 1 AND $9 AND last_batch_hash = ($2::bytea[])[last_batch_count] THEN last_batch_count
+        CASE WHEN s.last_batch_at IS NULL OR s.last_batch_at <= v.window_start THEN 0
+             WHEN s.last_batch_hash = ($7::bytea[])[v.off + v.n] THEN v.n
+             WHEN s.last_batch_count BETWEEN 1 AND v.timed AND s.last_batch_hash = ($7::bytea[])[v.off + s.last_batch_count] THEN s.last_batch_count
              ELSE 0 END
         """;
 
-    // One row comes back per stored event, or one with a null sequence when nothing new was stored; none means the agent
-    // has no stream row yet. The skip is kept in the row because RETURNING sees only new values.
+    // A whole group in one statement: one row per push (v, in agent order, one push per agent) with its events as arrays,
+    // one element per event ($8 names the push by its place in v). The stream rows are locked in agent order first
+    // (locked: ORDER BY with FOR UPDATE locks in that order), so two groups never wait on each other in a cycle whatever
+    // plan the update gets. Rows come back per push (agent, how many leading events were skipped) and per stored event
+    // (agent, sequence, content as stored); a push without a row has no stream row yet. The skip is kept in the stream row
+    // because RETURNING sees only new values.
     private const string AppendSql = $"""
-        WITH stream AS (
-            UPDATE agent_streams
+        WITH v AS (
+            SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::timestamptz[], $6::timestamptz[])
+                WITH ORDINALITY AS v(agent_id, n, off, timed, received_at, window_start, push)
+        ),
+        locked AS MATERIALIZED (
+            SELECT agent_id FROM agent_streams WHERE agent_id IN (SELECT agent_id FROM v) ORDER BY agent_id FOR UPDATE
+        ),
+        stream AS (
+            UPDATE agent_streams s
             SET last_batch_skipped = {SkipSql},
-                last_sequence = last_sequence + cardinality($3::text[]) - {SkipSql},
-                last_batch_hash = ($2::bytea[])[cardinality($3::text[])],
-                last_batch_count = cardinality($3::text[]),
-                last_batch_at = $7
-            WHERE agent_id = $1
-            RETURNING last_sequence, last_batch_skipped
+                last_sequence = s.last_sequence + v.n - {SkipSql},
+                last_batch_hash = ($7::bytea[])[v.off + v.n],
+                last_batch_count = v.n,
+                last_batch_at = v.received_at
+            FROM v
+            WHERE s.agent_id = v.agent_id AND s.agent_id IN (SELECT agent_id FROM locked)
+            RETURNING s.agent_id, v.push, v.n, v.received_at, s.last_sequence, s.last_batch_skipped
         ),
         inserted AS (
             INSERT INTO agent_events (event_id, agent_id, sequence, event_type, content, event_gen_time, received_at)
-            SELECT e.event_id, $1, stream.last_sequence - cardinality($3::text[]) + e.ord, e.event_type, e.content::jsonb, e.gen, $7
-            FROM stream, unnest($3::text[], $4::text[], $5::timestamptz[], $6::uuid[])
-                WITH ORDINALITY AS e(event_type, content, gen, event_id, ord)
-            WHERE e.ord > stream.last_batch_skipped
-            RETURNING sequence, content::text
+            SELECT e.event_id, st.agent_id, st.last_sequence - st.n + e.ord, e.event_type, e.content::jsonb, e.gen, st.received_at
+            FROM unnest($8::int[], $9::int[], $10::text[], $11::text[], $12::timestamptz[], $13::uuid[])
+                AS e(push, ord, event_type, content, gen, event_id)
+            JOIN stream st ON st.push = e.push
+            WHERE e.ord > st.last_batch_skipped
+            RETURNING agent_id, sequence, content::text
         )
-        SELECT stream.last_batch_skipped, inserted.sequence, inserted.content
-        FROM stream LEFT JOIN inserted ON true
+        SELECT agent_id, last_batch_skipped, NULL::bigint, NULL::text FROM stream
+        UNION ALL
+        SELECT agent_id, NULL, sequence, content FROM inserted
         """;
 
     // A stream row made late (after a sign-in cut short, or in a database restored without it) numbers on from the agent's
@@ -204,39 +219,41 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
     }
 
-    /// <param name="lockTimeout">The longest wait of each push's statement for a lock (0: none).</param>
+    /// <param name="lockTimeout">The longest wait of the group's statement for a lock (0: none).</param>
     private async Task CommitAsync(List<PendingAppend> group, TimeSpan lockTimeout)
     {
+        if (group.Count > 1 && RepeatsAnAgent(group))
+        {
+            // Never the case (an agent's pushes pass the store one at a time, see AgentArrivalOrder), but the statement
+            // takes one push per agent: these go one by one, in arrival order.
+            await CommitEachAsync(group, lockTimeout);
+            return;
+        }
+
         try
         {
             await CommitGroupAsync(group, lockTimeout);
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable
-                                          && group.Count > 1 && group.FirstOrDefault(p => p.LockTimedOut) is { } blocked)
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
         {
-            // One push waited past the limit for a lock: its agent's stream row, held by another transaction (one of a frozen
-            // or cut-off instance, until it is ended), or the table's (a migration, DDL). Only that push is refused; the others
-            // go in without it, and wait only briefly from now on: the agents of a frozen instance tend to arrive together,
-            // and each would cost the whole group the full limit again.
-            LogLockWait(blocked.Batch.AgentId, lockTimeout);
-            blocked.Outcome.TrySetException(e);
-            await CommitAsync([.. group.Where(p => !ReferenceEquals(p, blocked))], lockTimeout < RetryLockTimeout ? lockTimeout : RetryLockTimeout);
+            if (group.Count == 1)
+            {
+                LogLockWait(group[0].Batch.AgentId, lockTimeout);
+                group[0].Outcome.TrySetException(e);
+                return;
+            }
+
+            // A push waited past the limit for a lock: its agent's stream row, held by another transaction (one of a frozen
+            // or cut-off instance, until it is ended), or the table's (a migration, DDL). The statement does not say whose:
+            // each push is committed alone now, waiting only briefly, so the blocked ones are refused and the others stored.
+            // Briefly, because the agents of a frozen instance tend to arrive together, and each would cost the full limit.
+            await CommitEachAsync(group, lockTimeout < RetryLockTimeout ? lockTimeout : RetryLockTimeout);
         }
         catch (Exception e) when (group.Count > 1 && e is PostgresException { IsTransient: false })
         {
-            // Something in one push broke the whole transaction: commit each alone, so only that push is refused.
+            // Something in one push broke the whole statement: commit each alone, so only that push is refused.
             LogGroupSplit(group.Count, e.Message);
-            foreach (var pending in group)
-            {
-                try
-                {
-                    await CommitGroupAsync([pending], lockTimeout);
-                }
-                catch (Exception single)
-                {
-                    pending.Outcome.TrySetException(single);
-                }
-            }
+            await CommitEachAsync(group, lockTimeout);
         }
         catch (Exception e)
         {
@@ -247,10 +264,23 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
     }
 
+    private async Task CommitEachAsync(List<PendingAppend> group, TimeSpan lockTimeout)
+    {
+        foreach (var pending in group)
+        {
+            await CommitAsync([pending], lockTimeout);
+        }
+    }
+
+    private static bool RepeatsAnAgent(List<PendingAppend> group)
+    {
+        var agents = new HashSet<int>(group.Count);
+        return group.Any(p => !agents.Add(p.Batch.AgentId));
+    }
+
     private async Task CommitGroupAsync(IReadOnlyList<PendingAppend> group, TimeSpan lockTimeout)
     {
-        // Stream rows are locked in agent order (two pushes of one agent keep their arrival order): two groups never
-        // wait on each other in a cycle.
+        // In agent order: the results are found by agent (one push per agent), and the statement reads the pushes in this order.
         IReadOnlyList<PendingAppend> ordered = group.Count == 1 ? group : [.. group.OrderBy(p => p.Batch.AgentId)];
         // A push already settled is never sent again: when a group is committed push by push after an error that came once
         // its commit had succeeded (making a missing stream row), the pushes answered by that commit are skipped.
@@ -261,7 +291,7 @@ internal sealed partial class EventStore : IAsyncDisposable
 
         using var timeout = new CancellationTokenSource(CommitTimeout);
         // What each push got: its first new sequence (its events from the skipped ones on are numbered from there, in order),
-        // or no row at all when the agent has no stream row. The content comes back as PostgreSQL stores it (jsonb's own
+        // or nothing at all when the agent has no stream row. The content comes back as PostgreSQL stores it (jsonb's own
         // spelling), so a message is the same byte for byte whether it is sent from here or read back from the table later.
         AppendResult?[] results;
         var late = false;
@@ -279,7 +309,6 @@ internal sealed partial class EventStore : IAsyncDisposable
                 return;
             }
 
-            results = new AppendResult?[ordered.Count];
             // BEGIN goes with the statements (one round trip), COMMIT after the check below (a second one).
             await using var transaction = await connection.BeginTransactionAsync(timeout.Token);
             await using var batch = new NpgsqlBatch(connection, transaction);
@@ -287,18 +316,14 @@ internal sealed partial class EventStore : IAsyncDisposable
             var setting = new NpgsqlBatchCommand(LockTimeoutSql);
             setting.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{(long)lockTimeout.TotalMilliseconds}ms" });
             batch.BatchCommands.Add(setting);
-
-            foreach (var pending in ordered)
-            {
-                batch.BatchCommands.Add(BuildAppendCommand(pending.Batch, pending.ReceivedAt, pending.Retries, pending.EventIds));
-            }
+            batch.BatchCommands.Add(BuildAppendCommand([.. ordered.Select(p => p.Input)]));
 
             // Prepared once per physical connection (Npgsql keeps it across pool returns): PostgreSQL then skips parsing
-            // and planning this CTE on every push.
+            // and planning it on every group.
             await batch.PrepareAsync(timeout.Token);
             await using (var reader = await batch.ExecuteReaderAsync(timeout.Token))
             {
-                await ReadResultsAsync(reader, ordered, results, timeout.Token);
+                results = await ReadResultsAsync(reader, ordered, timeout.Token);
             }
 
             // A push past its commit deadline by now (the instance froze, or the statement waited long) is not committed: it
@@ -365,80 +390,136 @@ internal sealed partial class EventStore : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads each push's rows, in order; marks the push whose statement waited past the lock timeout.</summary>
-    private static async Task ReadResultsAsync(
-        NpgsqlDataReader reader, IReadOnlyList<PendingAppend> ordered, AppendResult?[] results, CancellationToken cancellationToken)
+    /// <summary>Each push's result, found by its agent: a row with the skip per push, one per stored event.</summary>
+    private static async Task<AppendResult?[]> ReadResultsAsync(
+        NpgsqlDataReader reader, IReadOnlyList<PendingAppend> ordered, CancellationToken cancellationToken)
     {
-        // The push whose statement the reader is on: an error PostgreSQL raised meanwhile is that statement's (the
-        // exception's BatchCommand was found null with Npgsql 10 here).
-        var current = 0;
-        try
+        // Past the lock timeout's statement.
+        await reader.NextResultAsync(cancellationToken);
+        var skipped = new int?[ordered.Count];
+        var stored = new List<(long Sequence, string Content)>?[ordered.Count];
+        while (await reader.ReadAsync(cancellationToken))
         {
-            // Past the lock timeout's statement.
-            await reader.NextResultAsync(cancellationToken);
-
-            while (current < ordered.Count)
+            var i = IndexOf(ordered, reader.GetInt32(0));
+            if (!reader.IsDBNull(1))
             {
-                var skipped = -1;
-                var stored = new List<(long Sequence, string Content)>(ordered[current].Batch.Events.Count);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    skipped = reader.GetInt32(0);
-                    if (!reader.IsDBNull(1))
-                    {
-                        stored.Add((reader.GetInt64(1), reader.GetString(2)));
-                    }
-                }
-
-                results[current] = skipped < 0 ? null : new AppendResult(skipped, stored.Count == 0 ? 0 : stored.Min(e => e.Sequence),
-                    [.. stored.OrderBy(e => e.Sequence).Select(e => e.Content)]);
-                // On to the next push's statement (past the last one: the end of the batch).
-                current++;
-                await reader.NextResultAsync(cancellationToken);
+                skipped[i] = reader.GetInt32(1);
+            }
+            else
+            {
+                (stored[i] ??= new(ordered[i].Batch.Events.Count)).Add((reader.GetInt64(2), reader.GetString(3)));
             }
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable && current < ordered.Count)
+
+        var results = new AppendResult?[ordered.Count];
+        for (var i = 0; i < ordered.Count; i++)
         {
-            ordered[current].LockTimedOut = true;
-            throw;
+            if (skipped[i] is { } skip)
+            {
+                results[i] = stored[i] is { Count: > 0 } events
+                    ? new AppendResult(skip, events.Min(e => e.Sequence), [.. events.OrderBy(e => e.Sequence).Select(e => e.Content)])
+                    : new AppendResult(skip, 0, []);
+            }
         }
+
+        return results;
+    }
+
+    /// <summary>The place of the agent's push in a group in agent order.</summary>
+    private static int IndexOf(IReadOnlyList<PendingAppend> ordered, int agentId)
+    {
+        int low = 0, high = ordered.Count - 1;
+        while (low <= high)
+        {
+            var middle = (low + high) >>> 1;
+            var found = ordered[middle].Batch.AgentId;
+            if (found == agentId)
+            {
+                return middle;
+            }
+
+            (low, high) = found < agentId ? (middle + 1, high) : (low, middle - 1);
+        }
+
+        throw new InvalidOperationException($"PostgreSQL answered for agent {agentId}, who has no push in the group.");
     }
 
     /// <summary>The pushes of the group not settled yet (the group itself when none is: nothing is copied on the hot path).</summary>
     private static IReadOnlyList<PendingAppend> Unsettled(IReadOnlyList<PendingAppend> group) =>
         group.Any(p => p.Outcome.Task.IsCompleted) ? [.. group.Where(p => !p.Outcome.Task.IsCompleted)] : group;
 
-    /// <summary>The append statement with its parameters: the events as arrays, one element per event.</summary>
-    internal static NpgsqlBatchCommand BuildAppendCommand(PushBatch batch, DateTimeOffset receivedAt, RetryRule retries, Guid[] ids)
+    /// <summary>
+    /// The append statement with its parameters for a group of pushes in agent order, one per agent: per push its agent,
+    /// event count, where its fingerprints start, how many leading events carry eventGenTime, its arrival and the start of
+    /// its re-send window; all fingerprints one after another; and per event its push (1-based), place, type, content, time
+    /// and id.
+    /// </summary>
+    internal static NpgsqlBatchCommand BuildAppendCommand(IReadOnlyList<AppendInput> pushes)
     {
-        var count = batch.Events.Count;
-        var types = new string[count];
-        var contents = new string[count];
-        var generated = new DateTimeOffset?[count];
-        for (var i = 0; i < count; i++)
+        var eventCount = 0;
+        foreach (var push in pushes)
         {
-            var e = batch.Events[i];
-            types[i] = e.EventType;
-            contents[i] = e.ContentJson;
-            generated[i] = e.GeneratedAt;
+            eventCount += push.Batch.Events.Count;
+        }
+
+        var agents = new int[pushes.Count];
+        var counts = new int[pushes.Count];
+        var offsets = new int[pushes.Count];
+        var timedCounts = new int[pushes.Count];
+        var received = new DateTimeOffset[pushes.Count];
+        var windowStarts = new DateTimeOffset[pushes.Count];
+        var hashes = new byte[eventCount][];
+        var owners = new int[eventCount];
+        var places = new int[eventCount];
+        var types = new string[eventCount];
+        var contents = new string[eventCount];
+        var generated = new DateTimeOffset?[eventCount];
+        var ids = new Guid[eventCount];
+        var at = 0;
+        for (var p = 0; p < pushes.Count; p++)
+        {
+            var (batch, receivedAt, retries, eventIds) = pushes[p];
+            var count = batch.Events.Count;
+            Debug.Assert(batch.PrefixHashes.Length == count, "one fingerprint per prefix of the batch");
+            agents[p] = batch.AgentId;
+            counts[p] = count;
+            offsets[p] = at;
+            received[p] = receivedAt;
+            windowStarts[p] = receivedAt - retries.Window;
+            var timed = 0;
+            while (timed < count && (retries.AppendedWithoutGenTime || batch.Events[timed].GeneratedAt is not null))
+            {
+                timed++;
+            }
+
+            timedCounts[p] = timed;
+            for (var i = 0; i < count; i++, at++)
+            {
+                var e = batch.Events[i];
+                hashes[at] = batch.PrefixHashes[i];
+                owners[at] = p + 1;
+                places[at] = i + 1;
+                types[at] = e.EventType;
+                contents[at] = e.ContentJson;
+                generated[at] = e.GeneratedAt;
+                ids[at] = eventIds[i];
+            }
         }
 
         var append = new NpgsqlBatchCommand(AppendSql);
-        append.Parameters.Add(new NpgsqlParameter<int> { TypedValue = batch.AgentId });
-        append.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = [.. batch.PrefixHashes], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+        append.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = agents, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+        append.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = counts, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+        append.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = offsets, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+        append.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = timedCounts, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]> { TypedValue = received, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]> { TypedValue = windowStarts, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+        append.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = hashes, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+        append.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = owners, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+        append.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = places, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
         append.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         append.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = contents, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         append.Parameters.Add(new NpgsqlParameter<DateTimeOffset?[]> { TypedValue = generated, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
         append.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
-        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt });
-        append.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = receivedAt - retries.Window });
-        var timed = 0;
-        while (timed < count && (retries.AppendedWithoutGenTime || generated[timed] is not null))
-        {
-            timed++;
-        }
-
-        append.Parameters.Add(new NpgsqlParameter<int> { TypedValue = timed });
         return append;
     }
 
@@ -461,6 +542,8 @@ internal sealed partial class EventStore : IAsyncDisposable
         public RetryRule Retries { get; } = retries;
         public CancellationToken CallerToken { get; } = callerToken;
 
+        public AppendInput Input => new(Batch, ReceivedAt, Retries, EventIds);
+
         // Version 7: time-ordered, and unique as made (the table has no index on them).
         public Guid[] EventIds { get; } = [.. batch.Events.Select(_ => Guid.CreateVersion7(receivedAt))];
         /// <summary>Not worth sending: the caller stopped waiting, or the commit deadline has passed.</summary>
@@ -468,9 +551,6 @@ internal sealed partial class EventStore : IAsyncDisposable
 
         /// <summary>Past its commit deadline (a monotonic clock: a freeze counts): it must not be committed.</summary>
         public bool TooLate => Stopwatch.GetTimestamp() >= commitBy;
-
-        /// <summary>Its statement waited past the lock limit (Outbox__AppendLockTimeout, or the shorter one of a retry).</summary>
-        public bool LockTimedOut { get; set; }
 
         /// <summary>Set once the agent's stream row was made for this push: a second miss is an error, not a loop.</summary>
         public bool StreamEnsured { get; set; }
@@ -508,6 +588,9 @@ internal sealed record CommittedPush(
 /// over events that carry <c>eventGenTime</c>, unless <paramref name="AppendedWithoutGenTime"/> (Callbacks__AppendedRetriesWithoutGenTime).
 /// </summary>
 internal readonly record struct RetryRule(TimeSpan Window, bool AppendedWithoutGenTime);
+
+/// <summary>A push as the append statement takes it: the batch, when it arrived, how its re-sends are recognised, its events' ids.</summary>
+internal readonly record struct AppendInput(PushBatch Batch, DateTimeOffset ReceivedAt, RetryRule Retries, Guid[] EventIds);
 
 /// <summary>One append's answer from the database: how many leading events it skipped, and the ones it stored.</summary>
 internal sealed record AppendResult(int Skipped, long FirstSequence, string[] Contents);

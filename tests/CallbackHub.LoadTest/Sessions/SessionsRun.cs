@@ -518,7 +518,21 @@ internal sealed class SessionsRun : IDisposable
             if (await command.ExecuteScalarAsync() is true)
             {
                 command.CommandText = $"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)";
-                await command.ExecuteNonQueryAsync();
+                // FORCE may not end an autovacuum worker (it runs as no role: 42501 without pg_signal_backend), which a
+                // large run before sets off: it finishes within seconds.
+                for (var attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        await command.ExecuteNonQueryAsync();
+                        break;
+                    }
+                    catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.ObjectInUse && attempt < 60)
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(1));
+                    }
+                }
+
                 command.CommandText = $"CREATE DATABASE \"{database}\"";
                 await command.ExecuteNonQueryAsync();
                 // FORCE ended this process's pooled connections to it too: they would fail their next command.

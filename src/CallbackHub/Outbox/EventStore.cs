@@ -41,16 +41,17 @@ internal sealed partial class EventStore : IAsyncDisposable
     // A whole group in one statement: one row per push (v, in agent order, one push per agent) with its events as arrays,
     // one element per event ($8 names the push by its place in v). The stream rows are locked in agent order first
     // (locked: ORDER BY with FOR UPDATE locks in that order), so two groups never wait on each other in a cycle whatever
-    // plan the update gets. Rows come back per push (agent, how many leading events were skipped) and per stored event
+    // plan the update gets. Both reach the rows through "agent_id = ANY($1)", an index scan of the key in every plan: the
+    // generic plan of a join with the unnested arrays scanned the whole table instead. Rows come back per push (agent, how many leading events were skipped) and per stored event
     // (agent, sequence, content as stored); a push without a row has no stream row yet. The skip is kept in the stream row
     // because RETURNING sees only new values.
-    private const string AppendSql = $"""
+    internal const string AppendSql = $"""
         WITH v AS (
             SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::timestamptz[], $6::timestamptz[])
                 WITH ORDINALITY AS v(agent_id, n, off, timed, received_at, window_start, push)
         ),
         locked AS MATERIALIZED (
-            SELECT agent_id FROM agent_streams WHERE agent_id IN (SELECT agent_id FROM v) ORDER BY agent_id FOR UPDATE
+            SELECT agent_id FROM agent_streams WHERE agent_id = ANY($1::int[]) ORDER BY agent_id FOR UPDATE
         ),
         stream AS (
             UPDATE agent_streams s
@@ -59,8 +60,8 @@ internal sealed partial class EventStore : IAsyncDisposable
                 last_batch_hash = ($7::bytea[])[v.off + v.n],
                 last_batch_count = v.n,
                 last_batch_at = v.received_at
-            FROM v
-            WHERE s.agent_id = v.agent_id AND s.agent_id IN (SELECT agent_id FROM locked)
+            FROM v JOIN locked l ON l.agent_id = v.agent_id
+            WHERE s.agent_id = v.agent_id AND s.agent_id = ANY($1::int[])
             RETURNING s.agent_id, v.push, v.n, v.received_at, s.last_sequence, s.last_batch_skipped
         ),
         inserted AS (

@@ -42,9 +42,9 @@ internal sealed partial class EventStore : IAsyncDisposable
     // one element per event ($8 names the push by its place in v). The stream rows are locked in agent order first
     // (locked: ORDER BY with FOR UPDATE locks in that order), so two groups never wait on each other in a cycle whatever
     // plan the update gets. Both reach the rows through "agent_id = ANY($1)", an index scan of the key in every plan: the
-    // generic plan of a join with the unnested arrays scanned the whole table instead. Rows come back per push (agent, how many leading events were skipped) and per stored event
-    // (agent, sequence, content as stored); a push without a row has no stream row yet. The skip is kept in the stream row
-    // because RETURNING sees only new values.
+    // generic plan of a join with the unnested arrays scanned the whole table instead (AppendPlanTests). Rows come back per
+    // push (agent, how many leading events were skipped) and per stored event (agent, sequence, content as stored); a push
+    // without a row has no stream row yet. The skip is kept in the stream row because RETURNING sees only new values.
     internal const string AppendSql = $"""
         WITH v AS (
             SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::timestamptz[], $6::timestamptz[])

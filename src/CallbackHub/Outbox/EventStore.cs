@@ -96,7 +96,7 @@ internal sealed partial class EventStore : IAsyncDisposable
     private const string TransactionSettingsSql =
         "SELECT set_config('lock_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)";
 
-    // The lock limit of a group's remaining pushes once one of them waited the full limit (see CommitAsync).
+    // The lock limit of each push of a group whose statement waited the full limit, committed one by one (see CommitAsync).
     private static readonly TimeSpan RetryLockTimeout = TimeSpan.FromMilliseconds(250);
 
     // Callers stop waiting at their own deadline (Callbacks__StoreTimeout); this bounds a commit stuck on a dead connection.
@@ -253,6 +253,7 @@ internal sealed partial class EventStore : IAsyncDisposable
             // or cut-off instance, until it is ended), or the table's (a migration, DDL). The statement does not say whose:
             // each push is committed alone now, waiting only briefly, so the blocked ones are refused and the others stored.
             // Briefly, because the agents of a frozen instance tend to arrive together, and each would cost the full limit.
+            LogGroupSplit(group.Count, e.Message);
             await CommitEachAsync(group, lockTimeout < RetryLockTimeout ? lockTimeout : RetryLockTimeout);
         }
         catch (Exception e) when (group.Count > 1 && e is PostgresException { IsTransient: false })
@@ -564,7 +565,7 @@ internal sealed partial class EventStore : IAsyncDisposable
         public TaskCompletionSource<AppendOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The push of agent {AgentId} waited longer than {Timeout} (Outbox__AppendLockTimeout) for a lock: its stream row, held by another transaction (a frozen or cut-off instance's?), or the table's (a migration, DDL); answered 503, the pushes committed with it go in without it")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The push of agent {AgentId} waited longer than {Timeout} (Outbox__AppendLockTimeout) for a lock: its stream row, held by another transaction (a frozen or cut-off instance's?), or the table's (a migration, DDL); answered 503 (the gateway sends it again)")]
     private partial void LogLockWait(int agentId, TimeSpan timeout);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} push(es) of a group were rolled back: they were past Callbacks__CommitWithin before the commit (answered 503; the gateway sends them again); the others are committed without them")]

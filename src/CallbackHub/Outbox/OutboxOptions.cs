@@ -78,10 +78,10 @@ internal sealed class OutboxOptions
     public int CommitWriters { get; set; } = 4;
 
     /// <summary>
-    /// Longest wait of a push's statement for a lock: its agent's stream row while another transaction holds it (in
+    /// Longest wait of a group's statement for a lock: an agent's stream row while another transaction holds it (in
     /// practice one whose instance froze or lost its network mid-commit, until the stalled-transaction check ends it), or
-    /// the table's (a migration, DDL). Past it that push is answered 503 (the gateway sends it again) and the pushes
-    /// committed with it are committed without it, waiting at most 250 ms each from then on. 0: no limit (whatever the
+    /// the table's (a migration, DDL). Past it the group's pushes are committed one by one, each waiting at most 250 ms:
+    /// the blocked ones are answered 503 (the gateway sends them again), the others stored. 0: no limit (whatever the
     /// database role's default).
     /// </summary>
     public TimeSpan AppendLockTimeout { get; set; } = TimeSpan.FromSeconds(2);

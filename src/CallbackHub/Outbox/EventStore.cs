@@ -42,7 +42,7 @@ internal sealed partial class EventStore : IAsyncDisposable
     // one element per event ($8 names the push by its place in v). The stream rows are locked in agent order first
     // (locked: ORDER BY with FOR UPDATE locks in that order), so two groups never wait on each other in a cycle whatever
     // plan the update gets. Both reach the rows through "agent_id = ANY($1)", an index scan of the key in every plan: the
-    // generic plan of a join with the unnested arrays scanned the whole table instead (AppendPlanTests). Rows come back per
+    // generic plan of a join with the unnested arrays scanned the whole table instead (OutboxPlanTests). Rows come back per
     // push (agent, how many leading events were skipped) and per stored event (agent, sequence, content as stored); a push
     // without a row has no stream row yet. The skip is kept in the stream row because RETURNING sees only new values.
     internal const string AppendSql = $"""
@@ -92,7 +92,7 @@ internal sealed partial class EventStore : IAsyncDisposable
     // For the group's transaction only. The append's generic plan is used every time: left to choose, PostgreSQL found
     // its custom plans (which know the arrays' lengths) cheaper and planned the statement anew for every group, about a
     // millisecond each, which at half load cost more than the execution. The generic plan reads the stream rows by key
-    // (AppendPlanTests).
+    // (OutboxPlanTests).
     private const string TransactionSettingsSql =
         "SELECT set_config('lock_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)";
 

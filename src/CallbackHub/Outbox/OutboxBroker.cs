@@ -93,6 +93,11 @@ internal sealed partial class OutboxBroker(
         factory.AutomaticRecoveryEnabled = false;
         factory.TopologyRecoveryEnabled = false;
         factory.RequestedHeartbeat = TimeSpan.FromSeconds(10);
+        if (options.Value.CoalesceWrites)
+        {
+            factory.SocketFactory = CoalescingSocket.Create;
+        }
+
         var connection = await factory.CreateConnectionAsync(cancellationToken);
         try
         {

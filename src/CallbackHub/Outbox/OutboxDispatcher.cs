@@ -63,8 +63,11 @@ internal sealed partial class OutboxDispatcher(
         """;
 
     // Progress is not worth a WAL flush of its own: lost in a crash of PostgreSQL, it only means events published again.
-    // So the round's short transaction does not wait for the disk while it holds stream rows pushes want.
-    private const string AsyncCommitSql = "SELECT set_config('synchronous_commit', 'off', true)";
+    // So the round's short transaction does not wait for the disk while it holds stream rows pushes want. The record is
+    // prepared and runs its generic plan (index scans whatever the arrays hold, OutboxPlanTests): left to choose, PostgreSQL
+    // planned it on every run, about as long as running it.
+    private const string RecordSettingsSql =
+        "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)";
 
     // The fence: progress is recorded only for partitions this instance still holds under the epoch it published by.
     // FOR SHARE makes a takeover wait for this statement, or this statement see the takeover. Stream rows a push holds
@@ -412,8 +415,9 @@ internal sealed partial class OutboxDispatcher(
         var recorded = new Dictionary<int, long>();
         try
         {
-            await using var batch = dataSource.CreateBatch();
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(AsyncCommitSql));
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var batch = new NpgsqlBatch(connection);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(RecordSettingsSql));
             batch.BatchCommands.Add(new NpgsqlBatchCommand(RecordSql)
             {
                 Parameters =
@@ -425,6 +429,8 @@ internal sealed partial class OutboxDispatcher(
                     new NpgsqlParameter<string> { TypedValue = InstanceId },
                 },
             });
+            // Prepared once per physical connection (Npgsql keeps it across pool returns), like the group append.
+            await batch.PrepareAsync(cancellationToken);
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
             await reader.NextResultAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))

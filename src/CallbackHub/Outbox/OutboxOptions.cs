@@ -40,6 +40,12 @@ internal sealed class OutboxOptions
     public int Channels { get; set; } = 2;
 
     /// <summary>
+    /// Messages written to the broker while a send is under way go out together in the next one, instead of one system call
+    /// per message (see <see cref="CoalescingSocket"/>). Off: RabbitMQ.Client's own socket.
+    /// </summary>
+    public bool CoalesceWrites { get; set; } = true;
+
+    /// <summary>
     /// Safety-net poll: every agent of the held partitions is read at least this often, busy or idle. Commits wake the
     /// publisher at once (in-process, or by a coalesced NOTIFY from another instance naming the agents).
     /// </summary>

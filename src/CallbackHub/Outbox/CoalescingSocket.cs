@@ -34,8 +34,6 @@ internal sealed class CoalescingStream(Socket socket) : NetworkStream(socket, ow
     private Exception? _failure;
     private TaskCompletionSource? _roomWaiters;
 
-    public override bool CanSeek => false;
-
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         Task wait;
@@ -67,6 +65,8 @@ internal sealed class CoalescingStream(Socket socket) : NetworkStream(socket, ow
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    // Nothing calls the synchronous writes (RabbitMQ.Client and SslStream write asynchronously); they go through the buffer
+    // all the same, since a write straight to the socket would overtake what is buffered.
     public override void Write(ReadOnlySpan<byte> buffer) => WriteAsync(buffer.ToArray()).AsTask().GetAwaiter().GetResult();
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));

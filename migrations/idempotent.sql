@@ -387,3 +387,35 @@ BEGIN
 END $EF$;
 COMMIT;
 
+START TRANSACTION;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203221500_SessionTokenChanges') THEN
+    ALTER TABLE agent_sessions ADD COLUMN tokens_changed_xid bigint NOT NULL DEFAULT 0,
+                               ADD COLUMN tokens_version bigint NOT NULL DEFAULT 1;
+    CREATE INDEX ix_agent_sessions_tokens_changed_xid ON agent_sessions (tokens_changed_xid);
+    CREATE FUNCTION callbackhub_mark_tokens_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        NEW.tokens_changed_xid := pg_current_xact_id()::text::bigint;
+        IF TG_OP = 'UPDATE' THEN
+            NEW.tokens_version := OLD.tokens_version + 1;
+        END IF;
+        RETURN NEW;
+    END
+    $fn$;
+    CREATE TRIGGER agent_sessions_tokens_changed
+        BEFORE INSERT OR UPDATE OF token_hash, token_seen_at, previous_token_hash, previous_token_valid_until ON agent_sessions
+        FOR EACH ROW EXECUTE FUNCTION callbackhub_mark_tokens_changed();
+    END IF;
+END $EF$;
+
+DO $EF$
+BEGIN
+    IF NOT EXISTS(SELECT 1 FROM "__EFMigrationsHistory" WHERE "MigrationId" = '20261203221500_SessionTokenChanges') THEN
+    INSERT INTO "__EFMigrationsHistory" ("MigrationId", "ProductVersion")
+    VALUES ('20261203221500_SessionTokenChanges', '10.0.15');
+    END IF;
+END $EF$;
+COMMIT;
+

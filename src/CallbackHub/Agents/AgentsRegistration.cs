@@ -19,6 +19,7 @@ internal static class AgentsRegistration
         services.AddSingleton<Credentials>();
         services.AddSingleton<SessionTokens>();
         services.AddSingleton<TokenLookup>();
+        services.AddHostedService<TokenChangeFeed>();
         services.AddSingleton<SessionDatabaseGate>();
         services.AddSingleton<SessionLeases>();
         services.AddScoped<SessionStore>();

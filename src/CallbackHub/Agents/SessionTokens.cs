@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Security.Cryptography;
+using CallbackHub.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -8,7 +10,9 @@ namespace CallbackHub.Agents;
 /// <summary>
 /// Whether a push's <c>service_token</c> is one the agent's session still accepts — its current token, or the previous
 /// one while that is good — compared in constant time. What the database says about an agent's tokens is cached for as
-/// long as the caller says (the webhook's <c>Callbacks__SessionCacheTtl</c>), so a push costs one round trip, not two. The first push
+/// long as the caller says (the webhook's <c>Callbacks__SessionCacheTtl</c>), so a push costs one round trip, not two — and for as
+/// long as <see cref="TokenChangeFeed"/> keeps up, it is not read again at all: the feed hands over every change of any
+/// session's tokens within a poll interval (a sign-out elsewhere, a rotation, a token cleared by hand). The first push
 /// with a new token is remembered (for every instance, in the row): it proves the gateway uses that token, which
 /// retires the older one after <see cref="SessionKeepingOptions.TokenOverlap"/> and allows the next rotation.
 /// <para>
@@ -19,25 +23,39 @@ namespace CallbackHub.Agents;
 /// </para>
 /// </summary>
 internal sealed class SessionTokens(
-    NpgsqlDataSource dataSource, TokenLookup lookup, TimeProvider time, IOptions<SessionKeepingOptions> sessions)
+    NpgsqlDataSource dataSource, TokenLookup lookup, TimeProvider time, IOptions<SessionKeepingOptions> sessions, CallbackHubMetrics metrics)
 {
     // An unknown token triggers a fresh read (another instance may just have rotated it), but no more often
     // than this per agent, so a flood of wrong tokens does not become a flood of queries.
     private static readonly TimeSpan MinReloadInterval = TimeSpan.FromSeconds(1);
 
-    private const string LoadSql = "SELECT token_hash, token_seen_at IS NOT NULL, previous_token_hash, previous_token_valid_until FROM agent_sessions WHERE agent_id = $1";
+    // tokens_version counts the changes of the row's tokens (a trigger raises it): of two reads, the higher version is newer.
+    private const string Columns = "token_hash, token_seen_at IS NOT NULL, previous_token_hash, previous_token_valid_until, tokens_version";
+
+    private const string LoadSql = $"SELECT {Columns} FROM agent_sessions WHERE agent_id = $1";
 
     // The older token stays good for the overlap (pushes sent with it may still be in flight or retried), unless it
     // was already due to end sooner.
-    private const string SeenSql = """
+    private const string SeenSql = $"""
         UPDATE agent_sessions SET token_seen_at = $3,
             previous_token_valid_until = CASE WHEN previous_token_valid_until IS NULL OR previous_token_valid_until > $4
                                               THEN $4 ELSE previous_token_valid_until END
         WHERE agent_id = $1 AND token_hash = $2 AND token_seen_at IS NULL
-        RETURNING previous_token_valid_until
+        RETURNING {Columns}
         """;
 
     private readonly ConcurrentDictionary<int, CachedTokens> _cache = new();
+
+    // The change feed's progress: how many of its polls were applied (0: none yet), and when (Stopwatch) the last applied one
+    // began. A read made after poll n was applied is corrected by poll n + 1 or a later one if the row changes afterwards, so
+    // while the polls keep coming, such a read stays true without a TTL; see IsFollowed.
+    private long _generation;
+    private long _lastPollStartedAt;
+
+    // When (Stopwatch) this instance last changed an agent's session, for the agents changed in the last minute: what was read
+    // before that is not stored, so a change made here applies at once even while a read (or a poll) from before it finishes.
+    private readonly ConcurrentDictionary<int, long> _changedHereAt = new();
+    private static readonly TimeSpan ChangedHereMemory = TimeSpan.FromMinutes(1);
 
     // Token hash (base64) → its agent, for the tokens each agent's session holds now as far as this instance knows
     // (_hashesByAgent): an agent's retired hashes leave when its tokens are next read or saved, so the map stays at about
@@ -105,71 +123,174 @@ internal sealed class SessionTokens(
     private async ValueTask<bool> IsAuthorizedAsync(int agentId, byte[] hash, TimeSpan cacheFor, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        if (!_cache.TryGetValue(agentId, out var cached) || now - cached.LoadedAt >= cacheFor
-            || (!cached.Accepts(hash, now) && now - cached.LoadedAt >= MinReloadInterval))
+        var reason = !_cache.TryGetValue(agentId, out var cached) ? "first"
+            : !IsFollowed(cached, cacheFor) && now - cached.LoadedAt >= cacheFor ? "expired"
+            : !cached.Accepts(hash, now) && now - cached.LoadedAt >= MinReloadInterval ? "token-not-held"
+            : null;
+        if (reason is not null)
         {
-            cached = await LoadAsync(agentId, now, cancellationToken);
-            _cache[agentId] = cached;
-            Holds(agentId, cached.Current, cached.Previous);
+            metrics.SessionTokensRead(reason);
+            cached = Keep(agentId, await LoadAsync(agentId, now, cancellationToken));
         }
 
-        if (!cached.Accepts(hash, now))
+        if (!cached!.Accepts(hash, now))
         {
             return false;
         }
 
         if (!cached.CurrentSeen && cached.IsCurrent(hash))
         {
-            _cache[agentId] = await MarkSeenAsync(agentId, hash, cached, now, cancellationToken);
+            if (await MarkSeenAsync(agentId, hash, now, cancellationToken) is { } marked)
+            {
+                Keep(agentId, marked);
+            }
+            else
+            {
+                // Nothing changed: another instance marked it first, or the token changed meanwhile; read again next time.
+                _cache.TryRemove(KeyValuePair.Create(agentId, cached));
+            }
         }
 
         return true;
     }
 
-    /// <summary>Called by whatever changes an agent's tokens or state in this instance, so it applies at once.</summary>
-    public void Forget(int agentId) => _cache.TryRemove(agentId, out _);
+    /// <summary>
+    /// Whether the change feed would have corrected <paramref name="cached"/> by now: it was read after the feed's first poll,
+    /// and a poll has begun within <paramref name="cacheFor"/> (so a change committed earlier than that has arrived).
+    /// </summary>
+    private bool IsFollowed(CachedTokens cached, TimeSpan cacheFor) =>
+        cached.Generation > 0 && cacheFor > TimeSpan.Zero
+        && Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastPollStartedAt)) < cacheFor;
 
-    private async Task<CachedTokens> MarkSeenAsync(int agentId, byte[] hash, CachedTokens cached, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>
+    /// Stores what was read, unless something newer is stored for the agent already (a higher tokens_version), or this
+    /// instance changed the session after the read began (then it is used for the push that read it, and read again by the
+    /// next).
+    /// </summary>
+    private CachedTokens Keep(int agentId, CachedTokens read)
     {
+        if (ChangedHereSince(agentId, read.ReadStartedAt))
+        {
+            return read;
+        }
+
+        var kept = _cache.AddOrUpdate(agentId, read, (_, existing) => Newer(existing, read));
+        Holds(agentId, kept.Current, kept.Previous);
+        return kept;
+    }
+
+    /// <summary>
+    /// The newer of two reads of an agent's tokens. A read that saw a later version than a poll's snapshot did was made after
+    /// that snapshot, so later changes reach it through later polls: it takes the higher generation of the two.
+    /// </summary>
+    private static CachedTokens Newer(CachedTokens a, CachedTokens b)
+    {
+        var (newer, older) = a.Version > b.Version || (a.Version == b.Version && a.Generation >= b.Generation) ? (a, b) : (b, a);
+        return newer.Generation >= older.Generation ? newer : newer with { Generation = older.Generation };
+    }
+
+    /// <summary>
+    /// Called by <see cref="TokenChangeFeed"/> with the sessions whose tokens changed since its last poll (none on its
+    /// first), as read in a snapshot taken after <paramref name="pollStartedAt"/> (a Stopwatch timestamp).
+    /// </summary>
+    public void Changed(IReadOnlyList<Stored> sessions, long pollStartedAt)
+    {
+        var generation = Interlocked.Read(ref _generation) + 1;
+        var now = time.GetUtcNow();
+        foreach (var s in sessions)
+        {
+            if (!ChangedHereSince(s.AgentId, pollStartedAt))
+            {
+                var read = new CachedTokens(s.Current, s.CurrentSeen, s.Previous, s.PreviousValidUntil, s.Version, now, generation, pollStartedAt);
+                var kept = _cache.AddOrUpdate(s.AgentId, read, (_, existing) => Newer(existing, read));
+                Holds(s.AgentId, kept.Current, kept.Previous);
+            }
+        }
+
+        foreach (var (agentId, at) in _changedHereAt)
+        {
+            if (Stopwatch.GetElapsedTime(at) > ChangedHereMemory)
+            {
+                _changedHereAt.TryRemove(KeyValuePair.Create(agentId, at));
+            }
+        }
+
+        metrics.SessionTokenChanges(sessions.Count);
+        // In this order: a read that sees the new generation began after these rows were stored.
+        Interlocked.Exchange(ref _lastPollStartedAt, pollStartedAt);
+        Interlocked.Exchange(ref _generation, generation);
+    }
+
+    /// <summary>One session's tokens as stored.</summary>
+    public sealed record Stored(int AgentId, byte[]? Current, bool CurrentSeen, byte[]? Previous, DateTimeOffset? PreviousValidUntil, long Version)
+    {
+        /// <summary>Reads the columns of <see cref="Columns"/>, from <paramref name="first"/> on.</summary>
+        public static Stored Read(NpgsqlDataReader reader, int agentId, int first = 0) => new(
+            agentId,
+            reader.IsDBNull(first) ? null : (byte[])reader[first],
+            reader.GetBoolean(first + 1),
+            reader.IsDBNull(first + 2) ? null : (byte[])reader[first + 2],
+            reader.IsDBNull(first + 3) ? null : reader.GetFieldValue<DateTimeOffset>(first + 3),
+            reader.GetInt64(first + 4));
+    }
+
+    /// <summary>The columns <see cref="Stored.Read"/> reads, for the change feed.</summary>
+    public const string StoredColumns = Columns;
+
+    /// <summary>Called by whatever changes an agent's tokens or state in this instance, so it applies at once.</summary>
+    public void Forget(int agentId)
+    {
+        _changedHereAt[agentId] = Stopwatch.GetTimestamp();
+        _cache.TryRemove(agentId, out _);
+    }
+
+    private bool ChangedHereSince(int agentId, long timestamp) => _changedHereAt.TryGetValue(agentId, out var at) && at >= timestamp;
+
+    /// <summary>Records that the gateway uses the current token; the tokens as they are then, or null if that was done already.</summary>
+    private async Task<CachedTokens?> MarkSeenAsync(int agentId, byte[] hash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var startedAt = Stopwatch.GetTimestamp();
+        var generation = Interlocked.Read(ref _generation);
         await using var command = dataSource.CreateCommand(SeenSql);
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = agentId });
         command.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = hash });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now + sessions.Value.TokenOverlap });
-        var previousValidUntil = await command.ExecuteScalarAsync(cancellationToken);
-        // Nothing returned: another instance marked it first (or the token changed meanwhile); read again next time.
-        return previousValidUntil is DateTimeOffset until
-            ? cached with { CurrentSeen = true, PreviousValidUntil = until }
-            : cached with { CurrentSeen = true, LoadedAt = DateTimeOffset.MinValue };
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken)
+            ? CachedTokens.From(Stored.Read(reader, agentId), now, generation, startedAt)
+            : null;
     }
 
     private async Task<CachedTokens> LoadAsync(int agentId, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        // Read before the query: the feed's polls after this one correct what the query returns.
+        var generation = Interlocked.Read(ref _generation);
+        var startedAt = Stopwatch.GetTimestamp();
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var command = new NpgsqlCommand(LoadSql, connection);
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = agentId });
-        // Runs for every agent every SessionCacheTtl: prepared once per connection, like the append.
+        // Runs on a push whose agent's tokens this instance does not know (or no longer trusts): prepared once per connection, like the append.
         await command.PrepareAsync(cancellationToken);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            return new CachedTokens(null, true, null, null, now);
-        }
-
+        // No session: nothing is accepted (version 0: any row stored later is newer).
         // Every state takes pushes with a token it still holds: a lost session (the gateway may well still have the
         // agent signed in, and refusing would make it give up and drop the events), and a signed-out one during its
         // grace (the gateway's last event comes after the sign-out). A signed-out session holds no current token.
-        return new CachedTokens(
-            reader.IsDBNull(0) ? null : (byte[])reader[0],
-            reader.GetBoolean(1),
-            reader.IsDBNull(2) ? null : (byte[])reader[2],
-            reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3),
-            now);
+        return await reader.ReadAsync(cancellationToken)
+            ? CachedTokens.From(Stored.Read(reader, agentId), now, generation, startedAt)
+            : new CachedTokens(null, true, null, null, 0, now, generation, startedAt);
     }
 
+    /// <param name="Generation">How many of the change feed's polls had been applied when this was read (0: none, or not to be trusted past the TTL).</param>
+    /// <param name="ReadStartedAt">When (Stopwatch) the read began.</param>
     private sealed record CachedTokens(
-        byte[]? Current, bool CurrentSeen, byte[]? Previous, DateTimeOffset? PreviousValidUntil, DateTimeOffset LoadedAt)
+        byte[]? Current, bool CurrentSeen, byte[]? Previous, DateTimeOffset? PreviousValidUntil, long Version,
+        DateTimeOffset LoadedAt, long Generation, long ReadStartedAt)
     {
+        public static CachedTokens From(Stored s, DateTimeOffset loadedAt, long generation, long readStartedAt) =>
+            new(s.Current, s.CurrentSeen, s.Previous, s.PreviousValidUntil, s.Version, loadedAt, generation, readStartedAt);
+
         public bool IsCurrent(byte[] hash) => Current is not null && CryptographicOperations.FixedTimeEquals(Current, hash);
 
         public bool Accepts(byte[] hash, DateTimeOffset now)

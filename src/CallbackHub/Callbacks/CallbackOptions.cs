@@ -32,11 +32,22 @@ internal sealed class CallbackOptions
     public TimeSpan CommitWithin { get; set; } = TimeSpan.FromSeconds(8);
 
     /// <summary>
-    /// How long an instance trusts what it read about an agent's tokens. Changes made by this instance apply at
-    /// once; a sign-out made by another instance applies within this time, a token rotated by another
-    /// instance at once (an unknown token forces a fresh read).
+    /// How long an instance trusts what it read about an agent's tokens without word from the change feed
+    /// (<see cref="SessionChangePollInterval"/>): changes made by this instance apply at once, a token rotated by another
+    /// instance at once (an unknown token forces a fresh read), and a sign-out made by another instance within the poll
+    /// interval — or within this time while the feed cannot read (the database away). Zero: read on every push.
     /// </summary>
     public TimeSpan SessionCacheTtl { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How often each instance asks which sessions' tokens changed (any instance's changes, or one made by hand): a sign-out
+    /// or revocation elsewhere applies within about this long. Unset: a quarter of <see cref="SessionCacheTtl"/>, at most one
+    /// second. While those polls keep coming, what an instance read about an agent's tokens is not read again on its pushes.
+    /// </summary>
+    public TimeSpan? SessionChangePollInterval { get; set; }
+
+    public TimeSpan EffectiveSessionChangePollInterval =>
+        SessionChangePollInterval ?? TimeSpan.FromTicks(Math.Clamp(SessionCacheTtl.Ticks / 4, TimeSpan.FromMilliseconds(50).Ticks, TimeSpan.FromSeconds(1).Ticks));
 
     /// <summary>
     /// How many queries a second this instance may make to find the agents of service tokens it does not know (each query
@@ -88,6 +99,12 @@ internal sealed class CallbackOptions
         if (o.SessionCacheTtl < TimeSpan.Zero)
         {
             yield return "Callbacks__SessionCacheTtl must not be negative.";
+        }
+
+        if (o.SessionChangePollInterval is { } poll && (poll <= TimeSpan.Zero || (o.SessionCacheTtl > TimeSpan.Zero && poll >= o.SessionCacheTtl)))
+        {
+            yield return $"Callbacks__SessionChangePollInterval must be positive and shorter than Callbacks__SessionCacheTtl ({o.SessionCacheTtl}): "
+                         + "otherwise the cache of tokens cannot be kept current by it.";
         }
 
         if (o.TokenLookupsPerSecond is < 1 or > 1000)

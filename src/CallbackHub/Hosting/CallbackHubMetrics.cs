@@ -16,6 +16,8 @@ internal sealed class CallbackHubMetrics
     private readonly Counter<long> _eventsPublished;
     private readonly Counter<long> _pushesRejected;
     private readonly Counter<long> _tokenLookups;
+    private readonly Counter<long> _sessionTokenReads;
+    private readonly Counter<long> _sessionTokenChanges;
     private readonly Counter<long> _duplicatesDropped;
     private readonly Histogram<double> _gatewayCallDuration;
     private readonly Counter<long> _gatewayCallErrors;
@@ -31,6 +33,8 @@ internal sealed class CallbackHubMetrics
         _eventsPublished = meter.CreateCounter<long>("callbackhub.events.published", "{event}", "Events confirmed by RabbitMQ.");
         _pushesRejected = meter.CreateCounter<long>("callbackhub.pushes.rejected", "{push}", "Pushes refused, by reason.");
         _tokenLookups = meter.CreateCounter<long>("callbackhub.token.lookups", "{token}", "Service tokens this instance did not know, by what became of them (found, unknown, remembered-unknown, not-waited, overflow).");
+        _sessionTokenReads = meter.CreateCounter<long>("callbackhub.session_tokens.reads", "{read}", "Agents' tokens read on a push, by why (first: not known here; expired: older than Callbacks__SessionCacheTtl while the change feed lags; token-not-held: a token the cache does not hold).");
+        _sessionTokenChanges = meter.CreateCounter<long>("callbackhub.session_tokens.changes", "{session}", "Sessions whose tokens changed (in any instance), as read by this instance's change feed.");
         _duplicatesDropped = meter.CreateCounter<long>("callbackhub.events.duplicates_dropped", "{event}", "Events in re-sent batches that were recognised and dropped.");
         _gatewayCallDuration = meter.CreateHistogram<double>("callbackhub.gateway.call.duration", "s", "Duration of calls to the CC-Gateway, by operation and outcome.");
         _gatewayCallErrors = meter.CreateCounter<long>("callbackhub.gateway.call.errors", "{call}", "Gateway calls that failed or were refused, by operation and retcode.");
@@ -43,6 +47,8 @@ internal sealed class CallbackHubMetrics
     public void EventsStored(int count) => _eventsStored.Add(count);
     public void EventsPublished(int count) => _eventsPublished.Add(count);
     public void PushRejected(string reason) => _pushesRejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
+    public void SessionTokensRead(string reason) => _sessionTokenReads.Add(1, new KeyValuePair<string, object?>("reason", reason));
+    public void SessionTokenChanges(int count) => _sessionTokenChanges.Add(count);
     public void DuplicatesDropped(int count) => _duplicatesDropped.Add(count);
     public void TokenLookup(string outcome) => _tokenLookups.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 

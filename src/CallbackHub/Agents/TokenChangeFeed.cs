@@ -1,0 +1,126 @@
+using System.Data;
+using System.Diagnostics;
+using CallbackHub.Callbacks;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace CallbackHub.Agents;
+
+/// <summary>
+/// Tells <see cref="SessionTokens"/> which sessions' tokens changed, in any instance (or by hand), since it last asked: every
+/// <see cref="CallbackOptions.EffectiveSessionChangePollInterval"/>, one indexed query that reads only those rows. While it
+/// keeps up, what an instance knows about an agent's tokens is never read again on a push, so a push costs one round trip
+/// whether an agent pushes every second or every minute (otherwise every agent's tokens are read again every
+/// <see cref="CallbackOptions.SessionCacheTtl"/>: at 50,000 agents, nearly every push would wait for a second query).
+/// <para>
+/// Each change of a session's tokens carries the id of the transaction that made it (a trigger sets
+/// <c>tokens_changed_xid</c>). A query runs in a snapshot; the next one reads the rows changed by every transaction that
+/// snapshot could not see: those still running when it was taken (its in-progress list) and those begun after it (from its
+/// xmax). A transaction that committed late, after a later id was already seen, is therefore never skipped, which an
+/// increasing sequence number could not promise.
+/// </para>
+/// </summary>
+internal sealed partial class TokenChangeFeed(
+    NpgsqlDataSource dataSource, SessionTokens tokens, IOptions<CallbackOptions> options, ILogger<TokenChangeFeed> logger) : BackgroundService
+{
+    // REPEATABLE READ: both statements see the snapshot the first one reports.
+    private const string SnapshotSql = """
+        SELECT pg_snapshot_xmax(s)::text::bigint, ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) AS x)
+        FROM pg_current_snapshot() AS s
+        """;
+
+    private const string ChangedSql = $"""
+        SELECT agent_id, {SessionTokens.StoredColumns}
+        FROM agent_sessions WHERE tokens_changed_xid >= $1 OR tokens_changed_xid = ANY($2)
+        """;
+
+    // What the last snapshot could not see: transactions from this id on, and these (in progress then).
+    private long _from = -1;
+    private long[] _inProgress = [];
+    private bool _failing;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var o = options.Value;
+        if (o.SessionCacheTtl <= TimeSpan.Zero)
+        {
+            // Nothing is cached: every push reads its agent's tokens.
+            return;
+        }
+
+        // Real time, whatever clock the service runs on: this is how stale the cache may be.
+        using var timer = new PeriodicTimer(o.EffectiveSessionChangePollInterval);
+        do
+        {
+            try
+            {
+                await PollAsync(o.StoreTimeout, stoppingToken);
+                if (_failing)
+                {
+                    _failing = false;
+                    LogRecovered();
+                }
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                // Until it works again, pushes read their agent's tokens once per SessionCacheTtl, as without the feed.
+                if (!_failing)
+                {
+                    _failing = true;
+                    LogFailing(e, o.SessionCacheTtl);
+                }
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>Reads what changed since the last poll and hands it to <see cref="SessionTokens"/>.</summary>
+    internal async Task PollAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        var startedAt = Stopwatch.GetTimestamp();
+        await using var connection = await dataSource.OpenConnectionAsync(limit.Token);
+        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, limit.Token);
+        long from;
+        long[] inProgress;
+        await using (var snapshot = new NpgsqlCommand(SnapshotSql, connection, transaction))
+        await using (var reader = await snapshot.ExecuteReaderAsync(limit.Token))
+        {
+            await reader.ReadAsync(limit.Token);
+            from = reader.GetInt64(0);
+            inProgress = reader.GetFieldValue<long[]>(1);
+        }
+
+        var changed = new List<SessionTokens.Stored>();
+        if (_from >= 0)
+        {
+            await using var command = new NpgsqlCommand(ChangedSql, connection, transaction);
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = _from });
+            command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = _inProgress });
+            await using var reader = await command.ExecuteReaderAsync(limit.Token);
+            while (await reader.ReadAsync(limit.Token))
+            {
+                changed.Add(SessionTokens.Stored.Read(reader, reader.GetInt32(0), first: 1));
+            }
+        }
+
+        await transaction.CommitAsync(limit.Token);
+        // The first poll only sets where the next one starts: what was read before it is not trusted for longer than the TTL.
+        tokens.Changed(changed, startedAt);
+        (_from, _inProgress) = (from, inProgress);
+        if (changed.Count > 0)
+        {
+            LogChanged(changed.Count);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Tokens of {Count} sessions changed")]
+    private partial void LogChanged(int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading which sessions' tokens changed failed; until it works again, every agent's tokens are read again every Callbacks__SessionCacheTtl ({Ttl})")]
+    private partial void LogFailing(Exception exception, TimeSpan ttl);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Reading which sessions' tokens changed works again")]
+    private partial void LogRecovered();
+}

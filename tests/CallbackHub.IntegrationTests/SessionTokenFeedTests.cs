@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using CallbackHub.IntegrationTests.Infrastructure;
+using CallbackHub.IntegrationTests.Support;
+using Npgsql;
+
+namespace CallbackHub.IntegrationTests;
+
+/// <summary>
+/// What an instance knows about agents' tokens is kept current by reading only the sessions whose tokens changed (the change
+/// feed), not by reading every agent's tokens again every Callbacks__SessionCacheTtl: a revocation made anywhere applies within
+/// the poll interval, including one committed after later changes were already read, and a push does not wait for a second
+/// query however long ago its agent's tokens were read.
+/// </summary>
+public sealed class SessionTokenFeedTests(PostgresFixture postgres, RabbitMqFixture rabbitMq) : PipelineTest(postgres, rabbitMq)
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
+
+    // A TTL far longer than any test here: whatever is refused in time was refused because of the feed.
+    protected override IReadOnlyDictionary<string, string?> HubSettings => new Dictionary<string, string?>
+    {
+        ["Callbacks:SessionCacheTtl"] = "00:01:00",
+        ["Callbacks:SessionChangePollInterval"] = Poll.ToString(),
+        ["Sessions:SignOutGrace"] = "00:00:00",
+    };
+
+    [Fact]
+    public async Task A_sign_out_made_by_another_instance_is_refused_here_within_a_few_polls()
+    {
+        var token = await SignInAsync();
+        await using var other = await StartHubAsync();
+        Assert.Equal(HttpStatusCode.OK, await PushAsync(other, token, 1));
+
+        using var signOut = await Hub.Api.DeleteAsync($"/api/agents/{Agent}/session");
+        Assert.Equal(HttpStatusCode.OK, signOut.StatusCode);
+        var refusedAfter = await RefusedWithinAsync(other, token, TimeSpan.FromSeconds(5));
+
+        Assert.True(refusedAfter < TimeSpan.FromSeconds(5), $"the signed-out token was still accepted {refusedAfter.TotalSeconds:0.0} s after the sign-out");
+    }
+
+    [Fact]
+    public async Task A_token_cleared_in_a_transaction_that_commits_after_later_changes_were_read_is_still_refused()
+    {
+        var token = await SignInAsync();
+        await SignInAsync(Agent + 1);
+        await using var other = await StartHubAsync();
+        Assert.Equal(HttpStatusCode.OK, await PushAsync(other, token, 1));
+
+        // Cleared by hand, in a transaction left open while other sessions change and the feed polls past them.
+        await using var connection = new NpgsqlConnection(Database);
+        await connection.OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var clear = new NpgsqlCommand(
+            $"UPDATE agent_sessions SET token_hash = NULL, token_seen_at = NULL, previous_token_hash = NULL WHERE agent_id = {Agent}", connection, transaction))
+        {
+            await clear.ExecuteNonQueryAsync();
+        }
+
+        await using (var later = new NpgsqlCommand(
+            $"UPDATE agent_sessions SET token_seen_at = now() WHERE agent_id = {Agent + 1}", new NpgsqlConnection(Database)))
+        {
+            await later.Connection!.OpenAsync();
+            await later.ExecuteNonQueryAsync();
+            await later.Connection.DisposeAsync();
+        }
+
+        await Task.Delay(Poll * 5);
+        Assert.Equal(HttpStatusCode.OK, await PushAsync(other, token, 2));
+        await transaction.CommitAsync();
+        var refusedAfter = await RefusedWithinAsync(other, token, TimeSpan.FromSeconds(5));
+
+        Assert.True(refusedAfter < TimeSpan.FromSeconds(5), $"the cleared token was still accepted {refusedAfter.TotalSeconds:0.0} s after the commit");
+    }
+
+    [Fact]
+    public async Task Pushes_past_the_cache_ttl_do_not_read_the_agents_tokens_again_while_the_feed_keeps_up()
+    {
+        var token = await SignInAsync();
+        // A short TTL here: without the feed, this agent's tokens would be read again about every second.
+        await using var other = await StartHubAsync(new Dictionary<string, string?>
+        {
+            ["Callbacks:SessionCacheTtl"] = "00:00:01",
+            ["Callbacks:SessionChangePollInterval"] = "00:00:00.1",
+        });
+
+        var watch = Stopwatch.StartNew();
+        for (var push = 1; watch.Elapsed < TimeSpan.FromSeconds(5); push++)
+        {
+            Assert.Equal(HttpStatusCode.OK, await PushAsync(other, token, push));
+            await Task.Delay(100);
+        }
+
+        // Read once, on the first push (or not at all, if the feed brought the session first); without the feed, again about
+        // every second. One more is allowed, should a poll ever come over a second late on a busy machine.
+        var reads = Sum(await other.MetricsAsync(), "callbackhub_session_tokens_reads_total");
+        Assert.True(reads <= 2, $"the agent's tokens were read {reads} times in {watch.Elapsed.TotalSeconds:0.0} s of pushes");
+    }
+
+    private static double Sum(string metrics, string name) =>
+        metrics.Split('\n').Where(line => line.StartsWith(name + "{", StringComparison.Ordinal))
+            .Sum(line => double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>Pushes until one is refused; how long after the call that took.</summary>
+    private static async Task<TimeSpan> RefusedWithinAsync(CallbackHubInstance hub, string token, TimeSpan limit)
+    {
+        var watch = Stopwatch.StartNew();
+        for (var push = 100; watch.Elapsed < limit; push++)
+        {
+            var status = await PushAsync(hub, token, push);
+            if (status == HttpStatusCode.Unauthorized)
+            {
+                return watch.Elapsed;
+            }
+
+            Assert.Equal(HttpStatusCode.OK, status);
+            await Task.Delay(50);
+        }
+
+        return watch.Elapsed;
+    }
+
+    private static async Task<HttpStatusCode> PushAsync(CallbackHubInstance hub, string token, int n)
+    {
+        var body = $$$"""{"workNo":"{{{Agent}}}","eventList":[{"eventType":"AgentState_Work","workNo":"{{{Agent}}}","content":{"n":{{{n}}}}}]}""";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/callbacks/agent-events") { Content = new ByteArrayContent(Encoding.UTF8.GetBytes(body)) };
+        request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/json; charset=UTF-8");
+        request.Headers.TryAddWithoutValidation("service_token", token);
+        using var response = await hub.Callbacks.SendAsync(request);
+        return response.StatusCode;
+    }
+}

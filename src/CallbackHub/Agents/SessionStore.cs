@@ -29,9 +29,13 @@ internal sealed partial class SessionStore(
     /// </summary>
     public async Task<bool> SaveAsync(AgentSession session, Action<AgentSession> change)
     {
+        var tokensBefore = Tokens.Of(session);
         change(session);
         session.UpdatedAt = time.GetUtcNow();
         session.Version++;
+        // Only a change of the tokens is news for SessionTokens: a heartbeat (every agent, every 30 s) leaves what it
+        // knows of the agent's tokens in place, so the agent's next push does not read them again.
+        var tokensChanged = !tokensBefore.Equals(Tokens.Of(session));
         using var _ = await gate.EnterAsync(CancellationToken.None);
         try
         {
@@ -42,12 +46,26 @@ internal sealed partial class SessionStore(
         {
             LogStale(session.AgentId);
             await db.Entry(session).ReloadAsync(CancellationToken.None);
+            tokensChanged = true;
             return false;
         }
         finally
         {
-            TokensChanged(session);
+            if (tokensChanged)
+            {
+                TokensChanged(session);
+            }
         }
+    }
+
+    /// <summary>The columns of a session that say which tokens it accepts.</summary>
+    private readonly record struct Tokens(string? Current, string? Previous, DateTimeOffset? PreviousValidUntil, DateTimeOffset? SeenAt)
+    {
+        public static Tokens Of(AgentSession s) => new(
+            s.TokenHash is null ? null : Convert.ToBase64String(s.TokenHash),
+            s.PreviousTokenHash is null ? null : Convert.ToBase64String(s.PreviousTokenHash),
+            s.PreviousTokenValidUntil,
+            s.TokenSeenAt);
     }
 
     /// <summary>The session's tokens as saved are the ones this instance accepts (after <see cref="SaveAsync"/>, and the sign-in claim).</summary>

@@ -128,6 +128,52 @@ public sealed class SessionTokenFeedTests(PostgresFixture postgres, RabbitMqFixt
         Assert.True(reads <= 1, $"the agent's tokens were read {reads} times in {watch.Elapsed.TotalSeconds:0.0} s of pushes ({heartbeats} heartbeats)");
     }
 
+    [Fact]
+    public async Task Each_poll_reads_only_the_changed_sessions_through_the_index_among_50_000()
+    {
+        await SignInAsync();
+        await using var connection = new NpgsqlConnection(Database);
+        await connection.OpenAsync();
+        // Signed out (the keepers leave them alone), each with a token, changed in one transaction before the poll's snapshot.
+        await using (var fill = new NpgsqlCommand("""
+            INSERT INTO agent_sessions (agent_id, state, updated_at, previous_token_hash, previous_token_valid_until)
+            SELECT g, 'signed-out', now(), sha256(g::text::bytea), now() + interval '1 minute' FROM generate_series(200000, 250000) g;
+            ANALYZE agent_sessions
+            """, connection))
+        {
+            await fill.ExecuteNonQueryAsync();
+        }
+
+        long from;
+        await using (var snapshot = new NpgsqlCommand("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", connection))
+        {
+            from = (long)(await snapshot.ExecuteScalarAsync())!;
+        }
+
+        // One session changes after the snapshot: the next poll reads it, and it alone.
+        await using (var change = new NpgsqlCommand($"UPDATE agent_sessions SET token_seen_at = now() WHERE agent_id = {Agent}", connection))
+        {
+            await change.ExecuteNonQueryAsync();
+        }
+
+        await using var explain = new NpgsqlCommand($"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {Agents.TokenChangeFeed.ChangedSql}", connection);
+        explain.Parameters.Add(new NpgsqlParameter<long> { TypedValue = from });
+        explain.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = [from - 5, from - 3] });
+        var plan = new List<string>();
+        await using (var reader = await explain.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                plan.Add(reader.GetString(0));
+            }
+        }
+
+        var text = string.Join("\n", plan);
+        Assert.DoesNotContain("Seq Scan", text);
+        Assert.Contains("ix_agent_sessions_tokens_changed_xid", text);
+        Assert.Matches(@"\(actual rows=1 loops=1\)", plan[0]);
+    }
+
     private static double Sum(string metrics, string name) =>
         metrics.Split('\n').Where(line => line.StartsWith(name + "{", StringComparison.Ordinal))
             .Sum(line => double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture));

@@ -29,7 +29,7 @@ internal sealed partial class TokenChangeFeed(
         FROM pg_current_snapshot() AS s
         """;
 
-    private const string ChangedSql = $"""
+    internal const string ChangedSql = $"""
         SELECT agent_id, {SessionTokens.StoredColumns}
         FROM agent_sessions WHERE tokens_changed_xid >= $1 OR tokens_changed_xid = ANY($2)
         """;

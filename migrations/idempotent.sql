@@ -407,6 +407,14 @@ BEGIN
     CREATE TRIGGER agent_sessions_tokens_changed
         BEFORE INSERT OR UPDATE OF token_hash, token_seen_at, previous_token_hash, previous_token_valid_until ON agent_sessions
         FOR EACH ROW EXECUTE FUNCTION callbackhub_mark_tokens_changed();
+    CREATE FUNCTION callbackhub_refuse_session_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        RAISE EXCEPTION 'agent_sessions rows are not deleted: CallbackHub instances follow changes of a session''s tokens, not deletions, and would go on accepting its tokens'
+            USING HINT = 'Clear the tokens instead: UPDATE agent_sessions SET token_hash = NULL, token_seen_at = NULL, previous_token_hash = NULL, previous_token_valid_until = NULL WHERE agent_id = ...';
+    END
+    $fn$;
+    CREATE TRIGGER agent_sessions_not_deleted BEFORE DELETE ON agent_sessions
+        FOR EACH ROW EXECUTE FUNCTION callbackhub_refuse_session_delete();
     END IF;
 END $EF$;
 

@@ -75,6 +75,22 @@ public sealed class SessionTokenFeedTests(PostgresFixture postgres, RabbitMqFixt
     }
 
     [Fact]
+    public async Task Deleting_a_session_row_by_hand_is_refused_with_the_way_to_revoke_its_tokens_instead()
+    {
+        var token = await SignInAsync();
+
+        await using var connection = new NpgsqlConnection(Database);
+        await connection.OpenAsync();
+        await using var delete = new NpgsqlCommand($"DELETE FROM agent_sessions WHERE agent_id = {Agent}", connection);
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => delete.ExecuteNonQueryAsync());
+
+        Assert.Contains("not deleted", refused.MessageText);
+        Assert.Contains("UPDATE agent_sessions SET token_hash = NULL", refused.Hint);
+        Assert.Equal(1L, await EventRows.ScalarAsync<long>(Database, $"SELECT count(*) FROM agent_sessions WHERE agent_id = {Agent}"));
+        Assert.Equal(HttpStatusCode.OK, await PushAsync(Hub, token, 1));
+    }
+
+    [Fact]
     public async Task Pushes_past_the_cache_ttl_do_not_read_the_agents_tokens_again_while_the_feed_keeps_up()
     {
         var token = await SignInAsync();

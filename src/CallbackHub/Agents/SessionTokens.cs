@@ -175,6 +175,13 @@ internal sealed class SessionTokens(
         }
 
         var kept = _cache.AddOrUpdate(agentId, read, (_, existing) => Newer(existing, read));
+        // Changed here between the check and the store: what was stored may predate it.
+        if (ChangedHereSince(agentId, read.ReadStartedAt))
+        {
+            _cache.TryRemove(KeyValuePair.Create(agentId, kept));
+            return read;
+        }
+
         Holds(agentId, kept.Current, kept.Previous);
         return kept;
     }
@@ -199,12 +206,18 @@ internal sealed class SessionTokens(
         var now = time.GetUtcNow();
         foreach (var s in sessions)
         {
-            if (!ChangedHereSince(s.AgentId, pollStartedAt))
+            var read = new CachedTokens(s.Current, s.CurrentSeen, s.Previous, s.PreviousValidUntil, s.Version, now, generation, pollStartedAt);
+            var kept = ChangedHereSince(s.AgentId, pollStartedAt) ? null : _cache.AddOrUpdate(s.AgentId, read, (_, existing) => Newer(existing, read));
+            if (kept is null || ChangedHereSince(s.AgentId, pollStartedAt))
             {
-                var read = new CachedTokens(s.Current, s.CurrentSeen, s.Previous, s.PreviousValidUntil, s.Version, now, generation, pollStartedAt);
-                var kept = _cache.AddOrUpdate(s.AgentId, read, (_, existing) => Newer(existing, read));
-                Holds(s.AgentId, kept.Current, kept.Previous);
+                // Changed here while the poll ran: whether this row is older or newer than that change is not known, and the
+                // poll that follows will not bring it again. So nothing read so far is kept: the agent's next push reads
+                // its tokens afresh (and so does a read still under way).
+                Forget(s.AgentId);
+                continue;
             }
+
+            Holds(s.AgentId, kept.Current, kept.Previous);
         }
 
         foreach (var (agentId, at) in _changedHereAt)

@@ -48,39 +48,68 @@ internal sealed partial class TokenChangeFeed(
             return;
         }
 
+        // A poll that cannot finish well inside the TTL is given up, and tried again: past the TTL without one, every push
+        // reads its agent's tokens again.
+        var timeout = TimeSpan.FromTicks(Math.Min(o.StoreTimeout.Ticks, o.SessionCacheTtl.Ticks / 2));
         // Real time, whatever clock the service runs on: this is how stale the cache may be.
         using var timer = new PeriodicTimer(o.EffectiveSessionChangePollInterval);
-        do
+        // A connection of its own, held (like the outbox's LISTEN): a poll never waits behind pushes for one of the pool's
+        // connections, which under load would stop the feed just when losing it costs most.
+        NpgsqlConnection? connection = null;
+        try
         {
-            try
+            do
             {
-                await PollAsync(o.StoreTimeout, stoppingToken);
-                if (_failing)
+                try
                 {
-                    _failing = false;
-                    LogRecovered();
+                    connection ??= await OpenAsync(timeout, stoppingToken);
+                    await PollAsync(connection, timeout, stoppingToken);
+                    if (_failing)
+                    {
+                        _failing = false;
+                        LogRecovered();
+                    }
+                }
+                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // Until it works again, pushes read their agent's tokens once per SessionCacheTtl, as without the feed.
+                    if (connection is not null)
+                    {
+                        await connection.DisposeAsync();
+                        connection = null;
+                    }
+
+                    if (!_failing)
+                    {
+                        _failing = true;
+                        LogFailing(e, o.SessionCacheTtl);
+                    }
                 }
             }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        finally
+        {
+            if (connection is not null)
             {
-                // Until it works again, pushes read their agent's tokens once per SessionCacheTtl, as without the feed.
-                if (!_failing)
-                {
-                    _failing = true;
-                    LogFailing(e, o.SessionCacheTtl);
-                }
+                await connection.DisposeAsync();
             }
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    private async Task<NpgsqlConnection> OpenAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        return await dataSource.OpenConnectionAsync(limit.Token);
     }
 
     /// <summary>Reads what changed since the last poll and hands it to <see cref="SessionTokens"/>.</summary>
-    internal async Task PollAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task PollAsync(NpgsqlConnection connection, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
         var startedAt = Stopwatch.GetTimestamp();
-        await using var connection = await dataSource.OpenConnectionAsync(limit.Token);
         await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, limit.Token);
         long from;
         long[] inProgress;

@@ -22,7 +22,10 @@ internal static class Baselines
     /// </summary>
     public static async Task<double> PublishCeilingAsync(string amqpUri, int concurrency, TimeSpan duration, bool withConsumer = false)
     {
-        var queue = $"loadtest-ceiling-{Guid.NewGuid():N}";
+        // One name, removed before and after: a run killed half way leaves its queue and exchange behind, and the next run
+        // clears them (a new name each time left one of each per killed run).
+        const string queue = "loadtest-ceiling";
+        await DeleteQueueAsync(amqpUri, queue);
         var bus = CreateBus(amqpUri);
         await bus.StartAsync();
         IConnection? consumerConnection = null;
@@ -142,6 +145,7 @@ internal static class Baselines
     private static async Task DeleteQueueAsync(string amqpUri, string queue)
     {
         await using var connection = await new ConnectionFactory { Uri = new Uri(amqpUri) }.CreateConnectionAsync();
+        // Deleting what is not there is not an error in RabbitMQ 3.x: no check first.
         await using var channel = await connection.CreateChannelAsync();
         await channel.QueueDeleteAsync(queue);
         await channel.ExchangeDeleteAsync(queue);

@@ -110,7 +110,7 @@ public sealed class SessionTokenFeedTests(PostgresFixture postgres, RabbitMqFixt
 
         // Read once, on the first push (or not at all, if the feed brought the session first); without the feed, again about
         // every second. One more is allowed, should a poll ever come over a second late on a busy machine.
-        var reads = Sum(await other.MetricsAsync(), "callbackhub_session_tokens_reads_total");
+        var reads = PrometheusText.Sum(await other.MetricsAsync(), "callbackhub_session_tokens_reads_total");
         Assert.True(reads <= 2, $"the agent's tokens were read {reads} times in {watch.Elapsed.TotalSeconds:0.0} s of pushes");
     }
 
@@ -138,7 +138,7 @@ public sealed class SessionTokenFeedTests(PostgresFixture postgres, RabbitMqFixt
         }
 
         var heartbeats = (await Gateway.RequestsAsync(Agent)).Count(r => r!["path"]!.GetValue<string>().EndsWith("/handshake", StringComparison.Ordinal));
-        var reads = Sum(await keeper.MetricsAsync(), "callbackhub_session_tokens_reads_total");
+        var reads = PrometheusText.Sum(await keeper.MetricsAsync(), "callbackhub_session_tokens_reads_total");
         Assert.True(heartbeats >= 3, $"{heartbeats} heartbeats in {watch.Elapsed.TotalSeconds:0.0} s");
         // Once at most, on the first push (the feed may bring the session first).
         Assert.True(reads <= 1, $"the agent's tokens were read {reads} times in {watch.Elapsed.TotalSeconds:0.0} s of pushes ({heartbeats} heartbeats)");
@@ -189,10 +189,6 @@ public sealed class SessionTokenFeedTests(PostgresFixture postgres, RabbitMqFixt
         Assert.Contains("ix_agent_sessions_tokens_changed_xid", text);
         Assert.Matches(@"\(actual rows=1 loops=1\)", plan[0]);
     }
-
-    private static double Sum(string metrics, string name) =>
-        metrics.Split('\n').Where(line => line.StartsWith(name + "{", StringComparison.Ordinal))
-            .Sum(line => double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>Pushes until one is refused; how long after the call that took.</summary>
     private static async Task<TimeSpan> RefusedWithinAsync(CallbackHubInstance hub, string token, TimeSpan limit)

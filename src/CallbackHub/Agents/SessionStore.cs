@@ -29,13 +29,13 @@ internal sealed partial class SessionStore(
     /// </summary>
     public async Task<bool> SaveAsync(AgentSession session, Action<AgentSession> change)
     {
-        var tokensBefore = Tokens.Of(session);
+        var tokensBefore = TokensOf(session);
         change(session);
         session.UpdatedAt = time.GetUtcNow();
         session.Version++;
         // Only a change of the tokens is news for SessionTokens: a heartbeat (every agent, every 30 s) leaves what it
         // knows of the agent's tokens in place, so the agent's next push does not read them again.
-        var tokensChanged = !tokensBefore.Equals(Tokens.Of(session));
+        var tokensChanged = tokensBefore != TokensOf(session);
         using var _ = await gate.EnterAsync(CancellationToken.None);
         try
         {
@@ -58,15 +58,12 @@ internal sealed partial class SessionStore(
         }
     }
 
-    /// <summary>The columns of a session that say which tokens it accepts.</summary>
-    private readonly record struct Tokens(string? Current, string? Previous, DateTimeOffset? PreviousValidUntil, DateTimeOffset? SeenAt)
-    {
-        public static Tokens Of(AgentSession s) => new(
-            s.TokenHash is null ? null : Convert.ToBase64String(s.TokenHash),
-            s.PreviousTokenHash is null ? null : Convert.ToBase64String(s.PreviousTokenHash),
-            s.PreviousTokenValidUntil,
-            s.TokenSeenAt);
-    }
+    /// <summary>
+    /// The columns of a session that say which tokens it accepts. The hashes compare by reference: a transition assigns a
+    /// new array whenever it changes one (the same hash assigned again counts as a change, which is only a needless read).
+    /// </summary>
+    private static (byte[]?, byte[]?, DateTimeOffset?, DateTimeOffset?) TokensOf(AgentSession s) =>
+        (s.TokenHash, s.PreviousTokenHash, s.PreviousTokenValidUntil, s.TokenSeenAt);
 
     /// <summary>The session's tokens as saved are the ones this instance accepts (after <see cref="SaveAsync"/>, and the sign-in claim).</summary>
     public void TokensChanged(AgentSession session) => tokens.Saved(session.AgentId, session.TokenHash, session.PreviousTokenHash);

@@ -30,7 +30,7 @@ internal sealed class SessionTokens(
     private static readonly TimeSpan MinReloadInterval = TimeSpan.FromSeconds(1);
 
     // tokens_version counts the changes of the row's tokens (a trigger raises it): of two reads, the higher version is newer.
-    private const string Columns = "token_hash, token_seen_at IS NOT NULL, previous_token_hash, previous_token_valid_until, tokens_version";
+    internal const string Columns = "token_hash, token_seen_at IS NOT NULL, previous_token_hash, previous_token_valid_until, tokens_version";
 
     private const string LoadSql = $"SELECT {Columns} FROM agent_sessions WHERE agent_id = $1";
 
@@ -94,7 +94,7 @@ internal sealed class SessionTokens(
     }
 
     /// <summary>
-    /// Called by whatever changes an agent's session in this instance: what changed applies at once, and the tokens it
+    /// Called by whatever changes an agent's tokens in this instance: the change applies at once, and the tokens the session
     /// holds are known here without a lookup.
     /// </summary>
     public void Saved(int agentId, byte[]? tokenHash, byte[]? previousTokenHash)
@@ -130,7 +130,9 @@ internal sealed class SessionTokens(
         if (reason is not null)
         {
             metrics.SessionTokensRead(reason);
-            cached = Keep(agentId, await LoadAsync(agentId, now, cancellationToken));
+            // Changed here meanwhile: this push is judged on what was read, the next one reads again.
+            var read = await LoadAsync(agentId, now, cancellationToken);
+            cached = Store(agentId, read) ?? read;
         }
 
         if (!cached!.Accepts(hash, now))
@@ -138,11 +140,11 @@ internal sealed class SessionTokens(
             return false;
         }
 
-        if (!cached.CurrentSeen && cached.IsCurrent(hash))
+        if (!cached.Tokens.CurrentSeen && cached.IsCurrent(hash))
         {
             if (await MarkSeenAsync(agentId, hash, now, cancellationToken) is { } marked)
             {
-                Keep(agentId, marked);
+                Store(agentId, marked);
             }
             else
             {
@@ -163,27 +165,25 @@ internal sealed class SessionTokens(
         && Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastPollStartedAt)) < cacheFor;
 
     /// <summary>
-    /// Stores what was read, unless something newer is stored for the agent already (a higher tokens_version), or this
-    /// instance changed the session after the read began (then it is used for the push that read it, and read again by the
-    /// next).
+    /// Stores what was read, unless something newer is stored for the agent already (a higher tokens_version): what is
+    /// stored then. Null when this instance changed the session after the read began (checked again after storing, as the
+    /// change may come in between): whether the read is older or newer than that change is not known, so nothing is stored.
     /// </summary>
-    private CachedTokens Keep(int agentId, CachedTokens read)
+    private CachedTokens? Store(int agentId, CachedTokens read)
     {
-        if (ChangedHereSince(agentId, read.ReadStartedAt))
+        if (!ChangedHereSince(agentId, read.ReadStartedAt))
         {
-            return read;
-        }
+            var kept = _cache.AddOrUpdate(agentId, read, (_, existing) => Newer(existing, read));
+            if (!ChangedHereSince(agentId, read.ReadStartedAt))
+            {
+                Holds(agentId, kept.Tokens.Current, kept.Tokens.Previous);
+                return kept;
+            }
 
-        var kept = _cache.AddOrUpdate(agentId, read, (_, existing) => Newer(existing, read));
-        // Changed here between the check and the store: what was stored may predate it.
-        if (ChangedHereSince(agentId, read.ReadStartedAt))
-        {
             _cache.TryRemove(KeyValuePair.Create(agentId, kept));
-            return read;
         }
 
-        Holds(agentId, kept.Current, kept.Previous);
-        return kept;
+        return null;
     }
 
     /// <summary>
@@ -192,7 +192,7 @@ internal sealed class SessionTokens(
     /// </summary>
     private static CachedTokens Newer(CachedTokens a, CachedTokens b)
     {
-        var (newer, older) = a.Version > b.Version || (a.Version == b.Version && a.Generation >= b.Generation) ? (a, b) : (b, a);
+        var (newer, older) = a.Tokens.Version > b.Tokens.Version || (a.Tokens.Version == b.Tokens.Version && a.Generation >= b.Generation) ? (a, b) : (b, a);
         return newer.Generation >= older.Generation ? newer : newer with { Generation = older.Generation };
     }
 
@@ -206,18 +206,12 @@ internal sealed class SessionTokens(
         var now = time.GetUtcNow();
         foreach (var s in sessions)
         {
-            var read = new CachedTokens(s.Current, s.CurrentSeen, s.Previous, s.PreviousValidUntil, s.Version, now, generation, pollStartedAt);
-            var kept = ChangedHereSince(s.AgentId, pollStartedAt) ? null : _cache.AddOrUpdate(s.AgentId, read, (_, existing) => Newer(existing, read));
-            if (kept is null || ChangedHereSince(s.AgentId, pollStartedAt))
+            if (Store(s.AgentId, new CachedTokens(s, now, generation, pollStartedAt)) is null)
             {
-                // Changed here while the poll ran: whether this row is older or newer than that change is not known, and the
-                // poll that follows will not bring it again. So nothing read so far is kept: the agent's next push reads
-                // its tokens afresh (and so does a read still under way).
+                // Changed here while the poll ran, and the poll that follows will not bring this row again: nothing read so
+                // far is kept, and the agent's next push reads its tokens afresh (so does a read still under way).
                 Forget(s.AgentId);
-                continue;
             }
-
-            Holds(s.AgentId, kept.Current, kept.Previous);
         }
 
         foreach (var (agentId, at) in _changedHereAt)
@@ -237,7 +231,7 @@ internal sealed class SessionTokens(
     /// <summary>One session's tokens as stored.</summary>
     public sealed record Stored(int AgentId, byte[]? Current, bool CurrentSeen, byte[]? Previous, DateTimeOffset? PreviousValidUntil, long Version)
     {
-        /// <summary>Reads the columns of <see cref="Columns"/>, from <paramref name="first"/> on.</summary>
+        /// <summary>Reads the <see cref="Columns"/>, from <paramref name="first"/> on.</summary>
         public static Stored Read(NpgsqlDataReader reader, int agentId, int first = 0) => new(
             agentId,
             reader.IsDBNull(first) ? null : (byte[])reader[first],
@@ -247,10 +241,7 @@ internal sealed class SessionTokens(
             reader.GetInt64(first + 4));
     }
 
-    /// <summary>The columns <see cref="Stored.Read"/> reads, for the change feed.</summary>
-    public const string StoredColumns = Columns;
-
-    /// <summary>Called by whatever changes an agent's tokens or state in this instance, so it applies at once.</summary>
+    /// <summary>Drops what this instance knows of the agent's tokens, and any read of them under way: the next push reads them.</summary>
     public void Forget(int agentId)
     {
         _changedHereAt[agentId] = Stopwatch.GetTimestamp();
@@ -271,7 +262,7 @@ internal sealed class SessionTokens(
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now + sessions.Value.TokenOverlap });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken)
-            ? CachedTokens.From(Stored.Read(reader, agentId), now, generation, startedAt)
+            ? new CachedTokens(Stored.Read(reader, agentId), now, generation, startedAt)
             : null;
     }
 
@@ -291,28 +282,23 @@ internal sealed class SessionTokens(
         // agent signed in, and refusing would make it give up and drop the events), and a signed-out one during its
         // grace (the gateway's last event comes after the sign-out). A signed-out session holds no current token.
         return await reader.ReadAsync(cancellationToken)
-            ? CachedTokens.From(Stored.Read(reader, agentId), now, generation, startedAt)
-            : new CachedTokens(null, true, null, null, 0, now, generation, startedAt);
+            ? new CachedTokens(Stored.Read(reader, agentId), now, generation, startedAt)
+            : new CachedTokens(new Stored(agentId, null, true, null, null, 0), now, generation, startedAt);
     }
 
     /// <param name="Generation">How many of the change feed's polls had been applied when this was read (0: none, or not to be trusted past the TTL).</param>
     /// <param name="ReadStartedAt">When (Stopwatch) the read began.</param>
-    private sealed record CachedTokens(
-        byte[]? Current, bool CurrentSeen, byte[]? Previous, DateTimeOffset? PreviousValidUntil, long Version,
-        DateTimeOffset LoadedAt, long Generation, long ReadStartedAt)
+    private sealed record CachedTokens(Stored Tokens, DateTimeOffset LoadedAt, long Generation, long ReadStartedAt)
     {
-        public static CachedTokens From(Stored s, DateTimeOffset loadedAt, long generation, long readStartedAt) =>
-            new(s.Current, s.CurrentSeen, s.Previous, s.PreviousValidUntil, s.Version, loadedAt, generation, readStartedAt);
-
-        public bool IsCurrent(byte[] hash) => Current is not null && CryptographicOperations.FixedTimeEquals(Current, hash);
+        public bool IsCurrent(byte[] hash) => Tokens.Current is { } current && CryptographicOperations.FixedTimeEquals(current, hash);
 
         public bool Accepts(byte[] hash, DateTimeOffset now)
         {
             // Both comparisons always run, so the time taken says nothing about which token matched.
             var current = IsCurrent(hash);
-            var previous = Previous is not null && CryptographicOperations.FixedTimeEquals(Previous, hash);
+            var previous = Tokens.Previous is { } held && CryptographicOperations.FixedTimeEquals(held, hash);
             // No end yet: the gateway has not been seen using the current token, so it may still use this one.
-            return current || (previous && (PreviousValidUntil is null || now < PreviousValidUntil));
+            return current || (previous && (Tokens.PreviousValidUntil is not { } until || now < until));
         }
     }
 }

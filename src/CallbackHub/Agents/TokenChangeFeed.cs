@@ -23,14 +23,14 @@ namespace CallbackHub.Agents;
 internal sealed partial class TokenChangeFeed(
     NpgsqlDataSource dataSource, SessionTokens tokens, IOptions<CallbackOptions> options, ILogger<TokenChangeFeed> logger) : BackgroundService
 {
-    // REPEATABLE READ: both statements see the snapshot the first one reports.
+    // REPEATABLE READ: both statements see the snapshot the first one reports (taken by the transaction's first statement).
     private const string SnapshotSql = """
         SELECT pg_snapshot_xmax(s)::text::bigint, ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) AS x)
         FROM pg_current_snapshot() AS s
         """;
 
     internal const string ChangedSql = $"""
-        SELECT agent_id, {SessionTokens.StoredColumns}
+        SELECT agent_id, {SessionTokens.Columns}
         FROM agent_sessions WHERE tokens_changed_xid >= $1 OR tokens_changed_xid = ANY($2)
         """;
 
@@ -62,8 +62,10 @@ internal sealed partial class TokenChangeFeed(
             {
                 try
                 {
-                    connection ??= await OpenAsync(timeout, stoppingToken);
-                    await PollAsync(connection, timeout, stoppingToken);
+                    using var limit = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                    limit.CancelAfter(timeout);
+                    connection ??= await dataSource.OpenConnectionAsync(limit.Token);
+                    await PollAsync(connection, limit.Token);
                     if (_failing)
                     {
                         _failing = false;
@@ -97,44 +99,40 @@ internal sealed partial class TokenChangeFeed(
         }
     }
 
-    private async Task<NpgsqlConnection> OpenAsync(TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(timeout);
-        return await dataSource.OpenConnectionAsync(limit.Token);
-    }
-
     /// <summary>Reads what changed since the last poll and hands it to <see cref="SessionTokens"/>.</summary>
-    private async Task PollAsync(NpgsqlConnection connection, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task PollAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(timeout);
         var startedAt = Stopwatch.GetTimestamp();
-        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, limit.Token);
-        long from;
-        long[] inProgress;
-        await using (var snapshot = new NpgsqlCommand(SnapshotSql, connection, transaction))
-        await using (var reader = await snapshot.ExecuteReaderAsync(limit.Token))
-        {
-            await reader.ReadAsync(limit.Token);
-            from = reader.GetInt64(0);
-            inProgress = reader.GetFieldValue<long[]>(1);
-        }
-
-        var changed = new List<SessionTokens.Stored>();
+        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
+        // One round trip: the rows changed since the last snapshot, and this snapshot (where the next poll starts). The
+        // first poll only takes the snapshot.
+        await using var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { new NpgsqlBatchCommand(SnapshotSql) } };
         if (_from >= 0)
         {
-            await using var command = new NpgsqlCommand(ChangedSql, connection, transaction);
+            var command = new NpgsqlBatchCommand(ChangedSql);
             command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = _from });
             command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = _inProgress });
-            await using var reader = await command.ExecuteReaderAsync(limit.Token);
-            while (await reader.ReadAsync(limit.Token))
+            batch.BatchCommands.Add(command);
+        }
+
+        long from;
+        long[] inProgress;
+        var changed = new List<SessionTokens.Stored>();
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        {
+            await reader.ReadAsync(cancellationToken);
+            from = reader.GetInt64(0);
+            inProgress = reader.GetFieldValue<long[]>(1);
+            if (await reader.NextResultAsync(cancellationToken))
             {
-                changed.Add(SessionTokens.Stored.Read(reader, reader.GetInt32(0), first: 1));
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    changed.Add(SessionTokens.Stored.Read(reader, reader.GetInt32(0), first: 1));
+                }
             }
         }
 
-        await transaction.CommitAsync(limit.Token);
+        await transaction.CommitAsync(cancellationToken);
         // The first poll only sets where the next one starts: what was read before it is not trusted for longer than the TTL.
         tokens.Changed(changed, startedAt);
         (_from, _inProgress) = (from, inProgress);

@@ -17,6 +17,12 @@ internal static partial class PrometheusText
             .DefaultIfEmpty(double.NaN)
             .First();
 
+    /// <summary>The sum of every sample of <paramref name="name"/>, whatever its labels; 0 when there is none.</summary>
+    public static double Sum(string metrics, string name) =>
+        metrics.Split('\n')
+            .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal))
+            .Sum(line => double.Parse(SampleValue().Match(line).Groups[1].Value, CultureInfo.InvariantCulture));
+
     /// <summary>Reads until <paramref name="done"/> holds (20 s unless told), failing with the last reading.</summary>
     public static async Task<T> EventuallyAsync<T>(Func<Task<T>> read, Func<T, bool> done, TimeSpan? timeout = null)
     {
